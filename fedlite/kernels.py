@@ -1,0 +1,217 @@
+"""Compiled loss-and-gradient kernels: plain loops over rows, one fused pass (X is read once).
+
+No Python objects, no randomness, no printing, no input checks: call them through
+`fedlite.models`, which validates and converts first.  `fedlite.reference` has the same maths in
+numpy; the tests hold the two together.
+
+Determinism: the rows are cut into chunks by a rule that depends only on n (never on the number
+of threads).  Each chunk's partial sums are computed by the same code whether the chunks run on
+one thread or many, and the partial sums are added in chunk order.  The serial and parallel
+drivers therefore give the same bits for any thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, jit_entry, jit_parallel, prange
+
+CHUNK_ROWS = 4096  # rows per partial sum ...
+MAX_CHUNKS = 64    # ... but never more than this many partial sums (bounds the memory)
+BLOCK_ROWS = 64    # MLP rows processed together so the inner loops run over rows and vectorise
+
+
+@jit
+def chunk_bounds(n):
+    """Start row of each chunk, shape (num_chunks + 1,); depends on n only."""
+    num_chunks = min(MAX_CHUNKS, (n + CHUNK_ROWS - 1) // CHUNK_ROWS)
+    num_chunks = max(num_chunks, 1)
+    bounds = np.empty(num_chunks + 1, np.int64)
+    for c in range(num_chunks + 1):
+        bounds[c] = (n * c) // num_chunks
+    return bounds
+
+
+# ----------------------------------------------------------------------------- linear model
+@jit
+def linear_rows(X, y, w, b, start, stop, grad_w):
+    """Rows start..stop of the linear model: add Σ r_i x_i to grad_w, return (Σ r_i², Σ r_i).
+
+    r_i = w·x_i + b - y_i is the residual of row i.
+    """
+    d = X.shape[1]
+    sum_sq = 0.0
+    sum_r = 0.0
+    for i in range(start, stop):
+        r = b - y[i]
+        for j in range(d):
+            r += X[i, j] * w[j]          # r_i = w·x_i + b - y_i
+        sum_sq += r * r
+        sum_r += r
+        for j in range(d):
+            grad_w[j] += r * X[i, j]     # Σ_i r_i x_i  (row i is still in L1 cache)
+    return sum_sq, sum_r
+
+
+@jit
+def linear_finish(n, partial_w, partial_s):
+    """Add the chunks' partial sums in chunk order and divide by n: (loss, grad_w, grad_b).
+
+    L = Σ r² / (2n),  ∂L/∂w = Σ r x / n,  ∂L/∂b = Σ r / n.
+    """
+    d = partial_w.shape[1]
+    grad_w = np.zeros(d)
+    sum_sq = 0.0
+    sum_r = 0.0
+    for c in range(partial_w.shape[0]):
+        for j in range(d):
+            grad_w[j] += partial_w[c, j]
+        sum_sq += partial_s[c, 0]
+        sum_r += partial_s[c, 1]
+    for j in range(d):
+        grad_w[j] /= n
+    return sum_sq / (2.0 * n), grad_w, sum_r / n
+
+
+@jit_entry
+def linear_loss_grad_serial(X, y, w, b):
+    """(loss, grad_w (d,), grad_b) of the mean squared loss, one thread."""
+    bounds = chunk_bounds(X.shape[0])
+    num_chunks = bounds.shape[0] - 1
+    partial_w = np.zeros((num_chunks, X.shape[1]))
+    partial_s = np.zeros((num_chunks, 2))
+    for c in range(num_chunks):
+        sum_sq, sum_r = linear_rows(X, y, w, b, bounds[c], bounds[c + 1], partial_w[c])
+        partial_s[c, 0] = sum_sq
+        partial_s[c, 1] = sum_r
+    return linear_finish(X.shape[0], partial_w, partial_s)
+
+
+@jit_parallel
+def linear_loss_grad_parallel(X, y, w, b):
+    """Same result as `linear_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
+    bounds = chunk_bounds(X.shape[0])
+    num_chunks = bounds.shape[0] - 1
+    partial_w = np.zeros((num_chunks, X.shape[1]))
+    partial_s = np.zeros((num_chunks, 2))
+    for c in prange(num_chunks):
+        sum_sq, sum_r = linear_rows(X, y, w, b, bounds[c], bounds[c + 1], partial_w[c])
+        partial_s[c, 0] = sum_sq
+        partial_s[c, 1] = sum_r
+    return linear_finish(X.shape[0], partial_w, partial_s)
+
+
+# ----------------------------------------------------------------------------- MLP
+@jit
+def mlp_rows(X, y, W1, b1, W2, b2, start, stop, grad_W1, grad_b1, grad_W2):
+    """Rows start..stop of y_hat = relu(X W1 + b1) W2 + b2: add the gradient sums, return (Σ r², Σ r).
+
+    Works on blocks of BLOCK_ROWS rows held transposed (features × rows), so every inner loop
+    runs over the rows of a block and vectorises.  Per block (t indexes its rows):
+      Z[j, t] = b1_j + Σ_k W1[k, j] X[t, k]          pre-activation of hidden unit j
+      r[t]    = Σ_j W2_j relu(Z[j, t]) + b2 - y[t]     residual
+      δ[j, t] = r[t] W2_j [Z[j, t] > 0]                back through ReLU (relu'(0) = 0)
+      grad_W2 += Σ_t relu(Z[:, t]) r[t],  grad_b1 += Σ_t δ[:, t],  grad_W1 += Σ_t x_t δ[:, t]ᵀ
+    """
+    d, h = W1.shape
+    Xt = np.empty((d, BLOCK_ROWS))
+    Z = np.empty((h, BLOCK_ROWS))
+    r = np.empty(BLOCK_ROWS)
+    sum_sq = 0.0
+    sum_r = 0.0
+    for i0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - i0)
+        for t in range(m):
+            for k in range(d):
+                Xt[k, t] = X[i0 + t, k]
+        # forward
+        for t in range(m):
+            r[t] = b2 - y[i0 + t]
+        for j in range(h):
+            for t in range(m):
+                Z[j, t] = b1[j]
+            for k in range(d):
+                w_kj = W1[k, j]
+                for t in range(m):
+                    Z[j, t] += w_kj * Xt[k, t]
+            for t in range(m):
+                z = Z[j, t]
+                r[t] += W2[j] * (0.0 if z <= 0.0 else z)   # relu(z); a NaN stays NaN
+        for t in range(m):
+            sum_sq += r[t] * r[t]
+            sum_r += r[t]
+        # backward: Z is overwritten by δ
+        for j in range(h):
+            g_w2 = 0.0
+            g_b1 = 0.0
+            for t in range(m):
+                z = Z[j, t]
+                active = z > 0.0
+                g_w2 += r[t] * (z if active else 0.0)
+                delta = r[t] * W2[j] if active else 0.0
+                Z[j, t] = delta
+                g_b1 += delta
+            grad_W2[j] += g_w2
+            grad_b1[j] += g_b1
+            for k in range(d):
+                g = 0.0
+                for t in range(m):
+                    g += Xt[k, t] * Z[j, t]
+                grad_W1[k, j] += g
+    return sum_sq, sum_r
+
+
+@jit
+def mlp_finish(n, partial_W1, partial_b1, partial_W2, partial_s):
+    """Add the chunks' partial sums in chunk order and divide by n."""
+    num_chunks, d, h = partial_W1.shape
+    grad_W1 = np.zeros((d, h))
+    grad_b1 = np.zeros(h)
+    grad_W2 = np.zeros(h)
+    sum_sq = 0.0
+    sum_r = 0.0
+    for c in range(num_chunks):
+        for k in range(d):
+            for j in range(h):
+                grad_W1[k, j] += partial_W1[c, k, j]
+        for j in range(h):
+            grad_b1[j] += partial_b1[c, j]
+            grad_W2[j] += partial_W2[c, j]
+        sum_sq += partial_s[c, 0]
+        sum_r += partial_s[c, 1]
+    return sum_sq / (2.0 * n), grad_W1 / n, grad_b1 / n, grad_W2 / n, sum_r / n
+
+
+@jit_entry
+def mlp_loss_grad_serial(X, y, W1, b1, W2, b2):
+    """(loss, grad_W1, grad_b1, grad_W2, grad_b2) of the mean squared loss, one thread."""
+    d, h = W1.shape
+    bounds = chunk_bounds(X.shape[0])
+    num_chunks = bounds.shape[0] - 1
+    partial_W1 = np.zeros((num_chunks, d, h))
+    partial_b1 = np.zeros((num_chunks, h))
+    partial_W2 = np.zeros((num_chunks, h))
+    partial_s = np.zeros((num_chunks, 2))
+    for c in range(num_chunks):
+        sum_sq, sum_r = mlp_rows(X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1],
+                                 partial_W1[c], partial_b1[c], partial_W2[c])
+        partial_s[c, 0] = sum_sq
+        partial_s[c, 1] = sum_r
+    return mlp_finish(X.shape[0], partial_W1, partial_b1, partial_W2, partial_s)
+
+
+@jit_parallel
+def mlp_loss_grad_parallel(X, y, W1, b1, W2, b2):
+    """Same result as `mlp_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
+    d, h = W1.shape
+    bounds = chunk_bounds(X.shape[0])
+    num_chunks = bounds.shape[0] - 1
+    partial_W1 = np.zeros((num_chunks, d, h))
+    partial_b1 = np.zeros((num_chunks, h))
+    partial_W2 = np.zeros((num_chunks, h))
+    partial_s = np.zeros((num_chunks, 2))
+    for c in prange(num_chunks):
+        sum_sq, sum_r = mlp_rows(X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1],
+                                 partial_W1[c], partial_b1[c], partial_W2[c])
+        partial_s[c, 0] = sum_sq
+        partial_s[c, 1] = sum_r
+    return mlp_finish(X.shape[0], partial_W1, partial_b1, partial_W2, partial_s)

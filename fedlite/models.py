@@ -1,0 +1,48 @@
+"""The public, checked loss-and-gradient functions of the two models of the course.
+
+Both use the mean squared loss with the factor 1/2 of the article:
+L = 1/(2n) Σ_i (y_hat_i - y_i)².  Inputs are validated and converted to float64 here, then a
+compiled kernel from `fedlite.kernels` does the work in one pass over the rows (on several
+threads when there are enough rows for that to pay).  Results do not depend on the thread
+count: see `fedlite.kernels`.
+"""
+from __future__ import annotations
+
+from . import kernels
+from .validation import as_data, as_float, as_float_array
+
+PARALLEL_MIN_ROWS = 2 * kernels.CHUNK_ROWS  # below this one thread is faster (prange costs ~10 µs)
+
+
+def linear_loss_grad(X, y, w, b):
+    """Loss and gradient of y_hat = X w + b.
+
+    X (n, d), y (n,), w (d,), b scalar.  Returns (loss, grad_w (d,), grad_b float) with
+    loss = 1/(2n) Σ_i (w·x_i + b - y_i)², grad_w = Xᵀ r / n, grad_b = Σ r / n, r = X w + b - y.
+    """
+    X, y = as_data(X, y)
+    w = as_float_array(w, "w", 1, (X.shape[1],))
+    b = as_float(b, "b")
+    kernel = (kernels.linear_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
+              else kernels.linear_loss_grad_serial)
+    loss, grad_w, grad_b = kernel(X, y, w, b)
+    return float(loss), grad_w, float(grad_b)
+
+
+def mlp_loss_grad(X, y, W1, b1, W2, b2):
+    """Loss and gradients of y_hat = relu(X W1 + b1) W2 + b2 (Keras: Dense(h, relu) -> Dense(1)).
+
+    X (n, d), y (n,), W1 (d, h), b1 (h,), W2 (h,), b2 scalar; any hidden width h.
+    Returns (loss, (grad_W1 (d, h), grad_b1 (h,), grad_W2 (h,), grad_b2 float)), loss as above.
+    The derivative of relu at exactly 0 is taken as 0 (as numpy's `Z > 0` mask does).
+    """
+    X, y = as_data(X, y)
+    W1 = as_float_array(W1, "W1", 2, (X.shape[1], "h"))
+    h = W1.shape[1]
+    b1 = as_float_array(b1, "b1", 1, (h,))
+    W2 = as_float_array(W2, "W2", 1, (h,))
+    b2 = as_float(b2, "b2")
+    kernel = (kernels.mlp_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
+              else kernels.mlp_loss_grad_serial)
+    loss, grad_W1, grad_b1, grad_W2, grad_b2 = kernel(X, y, W1, b1, W2, b2)
+    return float(loss), (grad_W1, grad_b1, grad_W2, float(grad_b2))

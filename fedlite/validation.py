@@ -1,0 +1,77 @@
+"""Checks at the public boundary: numba does not bounds-check, so nothing unchecked reaches a kernel.
+
+Each function converts its argument to C-contiguous float64 once (so a student's ints or float32
+neither crash a kernel nor trigger a recompile) and raises `TypeError`/`ValueError` whose message
+names the argument and says what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_float_array(value, name, ndim, shape=None):
+    """`value` as a C-contiguous float64 array with `ndim` dims, finite, non-empty.
+
+    `shape` names or fixes each size, e.g. ("n", 3): an int must match, a string only names it.
+    """
+    expected = _shape_text(name, ndim, shape)
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array of shape {expected}; {exc}") from None
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers (int or float), of shape {expected}; "
+                        f"got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D with shape {expected}; got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty; expected shape {expected}, got {array.shape}")
+    if shape is not None:
+        for size, want in zip(array.shape, shape):
+            if isinstance(want, int) and size != want:
+                raise ValueError(f"{name} must have shape {expected}; got {array.shape}")
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must contain only finite numbers (no NaN or inf)")
+    return array
+
+
+def as_float(value, name):
+    """`value` as a finite Python float (a 0-d or size-1 array is accepted)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (a scalar); got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    return value
+
+
+def as_int(value, name, minimum=None, maximum=None):
+    """`value` as a Python int within [minimum, maximum] (bounds optional, inclusive)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}; got {value}")
+    return value
+
+
+def as_data(X, y):
+    """Check a data set: X (n, d) and y (n,), returned as float64."""
+    X = as_float_array(X, "X", 2, ("n", "d"))
+    y = as_float_array(y, "y", 1, (X.shape[0],))
+    return X, y
+
+
+def _shape_text(name, ndim, shape):
+    if shape is None:
+        return f"({', '.join('?' * ndim)})" if ndim else "()"
+    sizes = [str(s) for s in shape]
+    return "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
