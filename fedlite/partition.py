@@ -1,0 +1,320 @@
+"""Splitting a data set among participants (Flower calls them clients, and a split a partition).
+
+`split(X, y, num_participants, scheme=...)` returns a `Federation`: the rows regrouped so that
+participant k owns the block X[offsets[k]:offsets[k+1]].  The schemes are the kinds of
+heterogeneity of the course:
+
+- "iid": every participant gets a random sample of the same size;
+- "quantity" (quantity skew): sizes drawn from a Dirichlet(alpha), rows random;
+- "covariate" (covariate shift): participants see different regions of x-space.
+
+`make_concept_shift` makes fresh data where each participant has its own true w (concept shift).
+Randomness comes only from `seed` (an int): the same seed gives the same split, bit for bit.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .validation import as_data, as_float, as_int
+
+SCHEMES = ("iid", "quantity", "covariate")
+ALIASES = {"quantity_skew": "quantity", "covariate_shift": "covariate"}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Federation:
+    """A data set split among participants, stored as one array grouped by participant.
+
+    X (N, d) float64 and y (N,) float64: participant k owns rows offsets[k]:offsets[k+1].
+    offsets (K+1,) int64: offsets[0] = 0, offsets[-1] = N, every participant has >= 1 row.
+    index (N,) int64: the original row number (in the X given to `split`) of each row here.
+    All four are C-contiguous, so compiled code can read them directly.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    offsets: np.ndarray
+    index: np.ndarray
+
+    def __post_init__(self):
+        X, y = as_data(self.X, self.y)
+        offsets = _as_int_array(self.offsets, "offsets")
+        index = _as_int_array(self.index, "index")
+        _check_offsets(offsets, len(y))
+        if not np.array_equal(np.sort(index), np.arange(len(y))):
+            raise ValueError(f"index must be a permutation of 0..{len(y) - 1} (one entry per row)")
+        # A frozen dataclass cannot assign its fields the usual way; this is the standard idiom.
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "index", index)
+
+    @classmethod
+    def from_participants(cls, X_parts, y_parts):
+        """Stack per-participant data [X_0, X_1, ...] (n_k, d) and [y_0, y_1, ...] (n_k,).
+
+        The rows keep the order given, so index = 0..N-1.
+        """
+        if len(X_parts) != len(y_parts) or len(X_parts) == 0:
+            raise ValueError(f"X_parts and y_parts must be non-empty lists of the same length; "
+                             f"got {len(X_parts)} and {len(y_parts)}")
+        sizes = [len(y_k) for y_k in y_parts]
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        X = np.concatenate([np.asarray(X_k) for X_k in X_parts])
+        y = np.concatenate([np.asarray(y_k) for y_k in y_parts])
+        return cls(X, y, offsets, np.arange(len(y)))
+
+    @property
+    def num_participants(self):
+        """K, the number of participants."""
+        return len(self.offsets) - 1
+
+    @property
+    def num_samples(self):
+        """N, the total number of rows."""
+        return self.X.shape[0]
+
+    @property
+    def num_features(self):
+        """d, the number of columns of X."""
+        return self.X.shape[1]
+
+    @property
+    def sizes(self):
+        """(K,) int64: the number of rows of each participant."""
+        return np.diff(self.offsets)
+
+    @property
+    def owner(self):
+        """(N,) int64: the participant id of each row (in the grouped order)."""
+        return np.repeat(np.arange(self.num_participants, dtype=np.int64), self.sizes)
+
+    def participant(self, participant_id):
+        """The data of one participant: (X_k (n_k, d), y_k (n_k,)), views into X and y."""
+        K = self.num_participants
+        if isinstance(participant_id, bool) or not isinstance(participant_id, numbers.Integral):
+            raise TypeError(f"participant_id must be an integer; "
+                            f"got {type(participant_id).__name__}")
+        if not 0 <= participant_id < K:
+            raise IndexError(f"participant_id must be in 0..{K - 1} (there are {K} participants); "
+                             f"got {participant_id}")
+        start, stop = self.offsets[participant_id], self.offsets[participant_id + 1]
+        return self.X[start:stop], self.y[start:stop]
+
+    def __repr__(self):
+        K, N, d, sizes = self.num_participants, self.num_samples, self.num_features, self.sizes
+        participants = "participant" if K == 1 else "participants"
+        features = "feature" if d == 1 else "features"
+        return (f"Federation({K} {participants}, {N} rows, {d} {features}, "
+                f"sizes {sizes.min()}..{sizes.max()})")
+
+
+def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0):
+    """Split X (N, d) and y (N,) among `num_participants` (K) participants: returns a Federation.
+
+    Every row goes to exactly one participant, every participant gets at least one row, and the
+    rows of each participant come in random order.  Schemes (the Flower Datasets cousins are
+    IidPartitioner, and DirichletPartitioner over labels where "covariate" uses regions of x_0):
+
+    "iid": sizes as equal as possible (they differ by at most one), rows assigned at random.
+
+    "quantity" (alias "quantity_skew"): proportions p ~ Dirichlet(alpha, ..., alpha) over the
+        participants; each participant gets 1 row plus its share p_k of the other N - K rows
+        (rounded so that the sizes add up to N); rows assigned at random.
+        Small alpha (0.1) = very unequal sizes, large alpha (100) = nearly equal.
+
+    "covariate" (alias "covariate_shift"): participants see different ranges of x_0 = X[:, 0].
+        1. Sizes n_k as equal as possible, as for "iid".
+        2. Mixture weights over K "shifts": theta ~ Dirichlet(alpha, ..., alpha), rotated so
+           that its largest entry comes first; with alpha=None, theta = (1, 0, ..., 0).
+        3. Participant k takes about theta_s · n_k of its rows (rounded so that they add up to
+           n_k) from region (k + s) mod K, for s = 0..K-1.  All participants share the same
+           mixture, rotated, so region r is asked for about N/K rows in total.
+        4. Sort the rows by x_0 and cut them into K consecutive regions of exactly those sizes,
+           region 0 on the left.
+        5. Within each region, shuffle the rows and deal them out as decided in step 3.
+        alpha=None: participant k gets exactly region k (maximal shift, disjoint x_0 ranges).
+        Small alpha: mostly region k.  Large alpha: ~1/K from every region, close to "iid".
+
+    seed: int; the same seed gives the same split, bit for bit.
+    """
+    X, y = as_data(X, y)
+    N = X.shape[0]
+    K = as_int(num_participants, "num_participants", minimum=1)
+    if K > N:
+        raise ValueError(f"num_participants must be at most the number of rows "
+                         f"(X has {N} rows, and every participant needs one); got {K}")
+    scheme = _check_scheme(scheme)
+    alpha = _check_alpha(alpha, scheme)
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+
+    if scheme == "iid":
+        owner = _deal(_equal_sizes(N, K), rng)
+    elif scheme == "quantity":
+        proportions = rng.dirichlet(np.full(K, alpha))
+        owner = _deal(1 + _round_to_total(proportions, N - K), rng)
+    else:
+        owner = _covariate_owner(X[:, 0], K, alpha, rng)
+    return _group(X, y, owner, K, rng)
+
+
+def make_concept_shift(num_participants, samples_per_participant, num_features, *,
+                       spread=1.0, noise=0.1, seed=0):
+    """Fresh data where each participant has its own true w: returns (federation, W_true, b_true).
+
+    A shared w ~ N(0, I) and b ~ N(0, 1); participant k has w_k = w + spread · N(0, I), and its
+    data X_k ~ N(0, 1) (n_k, d), y_k = X_k w_k + b + noise · N(0, 1).  spread = 0: same w for all.
+    samples_per_participant: an int (the same n_k for all) or K ints.
+    Returns the Federation (index = 0..N-1), W_true (K, d) whose row k is w_k, and b_true (float,
+    shared by all).  Participant k's data come from its own child of SeedSequence(seed), so
+    changing one participant's size does not change the others' data.
+    """
+    K = as_int(num_participants, "num_participants", minimum=1)
+    sizes = _check_sizes(samples_per_participant, K)
+    d = as_int(num_features, "num_features", minimum=1)
+    spread = _check_nonnegative(spread, "spread")
+    noise = _check_nonnegative(noise, "noise")
+    seed_seq = np.random.SeedSequence(as_int(seed, "seed", minimum=0))
+    shared_seq, *participant_seqs = seed_seq.spawn(K + 1)
+
+    shared_rng = np.random.default_rng(shared_seq)
+    w = shared_rng.standard_normal(d)
+    b_true = float(shared_rng.standard_normal())
+    W_true = w + spread * shared_rng.standard_normal((K, d))
+
+    X_parts, y_parts = [], []
+    for w_k, n_k, seq in zip(W_true, sizes, participant_seqs):
+        rng = np.random.default_rng(seq)
+        X_k = rng.standard_normal((n_k, d))
+        X_parts.append(X_k)
+        y_parts.append(X_k @ w_k + b_true + noise * rng.standard_normal(n_k))
+    return Federation.from_participants(X_parts, y_parts), W_true, b_true
+
+
+# ---- the steps of `split` ------------------------------------------------------------------
+
+def _equal_sizes(N, K):
+    """(K,) sizes as equal as possible that add up to N: the first N mod K get one more."""
+    return N // K + (np.arange(K) < N % K).astype(np.int64)
+
+
+def _round_to_total(proportions, total):
+    """Whole numbers (K,) close to proportions * total that add up to `total`.
+
+    Largest remainder: round everything down, then give the missing units to the largest
+    fractional parts (ties to the lowest index).
+    """
+    exact = proportions / proportions.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    missing = total - counts.sum()
+    largest_remainders = np.argsort(-(exact - counts), kind="stable")
+    counts[largest_remainders[:missing]] += 1
+    return counts
+
+
+def _deal(sizes, rng):
+    """Owners of N rows in random order: sizes[k] rows owned by participant k.  (N,) int64."""
+    owner = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    return rng.permutation(owner)
+
+
+def _covariate_owner(x0, K, alpha, rng):
+    """Owner of each row (N,) for the "covariate" scheme: steps 1-5 of `split`'s docstring."""
+    N = len(x0)
+    if alpha is None:
+        theta = np.zeros(K)
+        theta[0] = 1.0
+    else:
+        theta = rng.dirichlet(np.full(K, alpha))
+        theta = np.roll(theta, -np.argmax(theta))  # the largest share first: the home region
+    # counts[k, r]: rows participant k takes from region r; its share s comes from region k + s.
+    counts = np.zeros((K, K), dtype=np.int64)
+    for k, n_k in enumerate(_equal_sizes(N, K)):
+        counts[k] = np.roll(_round_to_total(theta, n_k), k)
+
+    rows_left_to_right = np.argsort(x0, kind="stable")
+    owner = np.empty(N, dtype=np.int64)
+    start = 0
+    for r in range(K):
+        region_rows = rows_left_to_right[start:start + counts[:, r].sum()]
+        owner[region_rows] = _deal(counts[:, r], rng)
+        start += len(region_rows)
+    return owner
+
+
+def _group(X, y, owner, K, rng):
+    """The Federation with the rows of participant 0 first, then 1, ...; random order within."""
+    shuffled = rng.permutation(len(owner))
+    index = shuffled[np.argsort(owner[shuffled], kind="stable")]
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=K))])
+    return Federation(X[index], y[index], offsets, index)
+
+
+# ---- argument checks -----------------------------------------------------------------------
+
+def _check_scheme(scheme):
+    if not isinstance(scheme, str):
+        raise TypeError(f"scheme must be a string; got {type(scheme).__name__}")
+    name = ALIASES.get(scheme, scheme)
+    if name not in SCHEMES:
+        valid = ", ".join(repr(s) for s in SCHEMES + tuple(ALIASES))
+        raise ValueError(f"scheme must be one of {valid}; got {scheme!r}")
+    return name
+
+
+def _check_alpha(alpha, scheme):
+    if scheme == "iid":
+        if alpha is not None:
+            raise ValueError(f"alpha is not used by scheme 'iid'; leave it as None (got {alpha})")
+        return None
+    if alpha is None:
+        if scheme == "quantity":
+            raise ValueError("alpha is required for scheme 'quantity': a number > 0 "
+                             "(e.g. 0.5; smaller alpha = more unequal sizes)")
+        return None
+    alpha = as_float(alpha, "alpha")
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 (the Dirichlet concentration); got {alpha}")
+    return alpha
+
+
+def _check_nonnegative(value, name):
+    value = as_float(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}")
+    return value
+
+
+def _check_sizes(samples_per_participant, K):
+    """An int (same for everyone) or K ints, each >= 1: returns a list of K ints."""
+    if isinstance(samples_per_participant, numbers.Integral):
+        sizes = [samples_per_participant] * K
+    elif np.ndim(samples_per_participant) == 1:
+        sizes = list(samples_per_participant)
+    else:
+        raise TypeError(f"samples_per_participant must be an int or a sequence of {K} ints; "
+                        f"got {samples_per_participant!r}")
+    if len(sizes) != K:
+        raise ValueError(f"samples_per_participant must be an int or {K} ints "
+                         f"(one per participant); got {len(sizes)} values")
+    return [as_int(n_k, "samples_per_participant", minimum=1) for n_k in sizes]
+
+
+def _as_int_array(value, name):
+    array = np.asarray(value)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must be an array of integers; got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _check_offsets(offsets, N):
+    if len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != N:
+        raise ValueError(f"offsets must start at 0 and end at N = {N} (K+1 entries, K >= 1); "
+                         f"got {offsets}")
+    if np.any(np.diff(offsets) < 1):
+        raise ValueError("offsets must be strictly increasing: every participant needs >= 1 row")
