@@ -1,0 +1,176 @@
+"""The compiled simulator engine: whole federated rounds in numba, participants spread over threads.
+
+`fedlite.simulation.simulate` drives it one round at a time.  A round is
+`local_updates` (every selected participant trains from the server's theta, in parallel) then
+`aggregate` (the server's n_k-weighted mean, in a fixed order) then `participant_losses`
+(everyone's loss under the new model, in parallel).  `fedlite.federated` is the same round
+written as readable Python, and the tests hold the two together.
+
+Data layout: X (N, d), y (N,) with participant k's rows at offsets[k]:offsets[k+1]
+(a `fedlite.Federation`).  Parameters are flat vectors theta (P,): see `fedlite.parameters`.
+
+Randomness: minibatch order is a pure function of (participant key, round, epoch), computed by an
+integer hash (`shuffle_order`), never drawn from a stateful generator.  So it cannot depend on
+which thread runs a participant, and a participant's batches do not change when others join.
+Each participant writes only its own row of `updates`, and the server adds rows in selection
+order, so the thread count cannot change a single bit of the result.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, jit_entry, jit_parallel, prange
+from .kernels import linear_rows, mlp_rows
+
+LINEAR, MLP = 0, 1        # model codes
+FEDSGD, FEDAVG = 0, 1     # algorithm codes (FedProx is FedAvg with mu > 0)
+HASH_MASK = 0x7FFFFFFF    # 31-bit integer hash: products stay below 2**63, so no overflow anywhere
+
+
+# ----------------------------------------------------------------------------- randomness
+@jit
+def mix31(z):
+    """An integer hash of z in [0, 2**31) to [0, 2**31) (after Thomas Mueller's 32-bit mixer)."""
+    z = ((z ^ (z >> 16)) * 0x45D9F3B) & HASH_MASK
+    z = ((z ^ (z >> 16)) * 0x45D9F3B) & HASH_MASK
+    return z ^ (z >> 16)
+
+
+@jit_entry
+def shuffle_order(key, round_number, epoch, n):
+    """The order (n,) in which a participant visits its n rows in one local epoch.
+
+    Fisher-Yates: for i = n-1 .. 1 swap i with j = hash(key, round, epoch, i) mod (i + 1).
+    """
+    order = np.arange(n)
+    seed = mix31((key ^ mix31(round_number & HASH_MASK)) & HASH_MASK)
+    seed = mix31((seed ^ mix31((epoch + 0x5BD1E995) & HASH_MASK)) & HASH_MASK)
+    for i in range(n - 1, 0, -1):
+        j = mix31((seed ^ mix31(i)) & HASH_MASK) % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+# ----------------------------------------------------------------------------- one participant
+@jit
+def add_loss_grad(model, X, y, start, stop, theta, d, h, grad):
+    """Add the summed gradient of rows start..stop at theta into grad (P,); return Σ r²."""
+    P = theta.shape[0]
+    if model == LINEAR:
+        sum_sq, sum_r = linear_rows(X, y, theta[:d], theta[d], start, stop, grad[:d])
+    else:
+        W1 = theta[: d * h].reshape((d, h))
+        gW1 = grad[: d * h].reshape((d, h))
+        sum_sq, sum_r = mlp_rows(X, y, W1, theta[d * h: d * h + h], theta[d * h + h: P - 1],
+                                 theta[P - 1], start, stop,
+                                 gW1, grad[d * h: d * h + h], grad[d * h + h: P - 1])
+    grad[P - 1] += sum_r
+    return sum_sq
+
+
+@jit
+def local_update(model, algorithm, X, y, start, stop, theta, d, h, lr, local_epochs,
+                 batch_size, mu, key, round_number, out):
+    """What one participant sends back, written into out (P,).
+
+    FedSGD: its full-batch mean gradient at theta.
+    FedAvg/FedProx: its weights after `local_epochs` passes of minibatch SGD from theta on
+    f_k(v) + mu/2 ||v - theta||², i.e. v <- v - lr (∇f_batch(v) + mu (v - theta)).
+    """
+    n = stop - start
+    P = theta.shape[0]
+    grad = np.zeros(P)
+    if algorithm == FEDSGD:
+        add_loss_grad(model, X, y, start, stop, theta, d, h, grad)
+        for p in range(P):
+            out[p] = grad[p] / n
+        return
+    out[:] = theta
+    if batch_size >= n:                       # full batch: no shuffling, no copying
+        for epoch in range(local_epochs):
+            grad[:] = 0.0
+            add_loss_grad(model, X, y, start, stop, out, d, h, grad)
+            sgd_step(out, grad, n, theta, lr, mu)
+        return
+    Xb = np.empty((batch_size, d))
+    yb = np.empty(batch_size)
+    for epoch in range(local_epochs):
+        order = shuffle_order(key, round_number, epoch, n)
+        for b0 in range(0, n, batch_size):
+            m = min(batch_size, n - b0)     # the last batch may be smaller
+            for t in range(m):              # gather this minibatch's rows
+                row = start + order[b0 + t]
+                for j in range(d):
+                    Xb[t, j] = X[row, j]
+                yb[t] = y[row]
+            grad[:] = 0.0
+            add_loss_grad(model, Xb, yb, 0, m, out, d, h, grad)
+            sgd_step(out, grad, m, theta, lr, mu)
+
+
+@jit
+def sgd_step(v, grad_sum, m, theta, lr, mu):
+    """v <- v - lr (grad_sum / m + mu (v - theta)), in place; the mu term is skipped when mu == 0."""
+    for p in range(v.shape[0]):
+        g = grad_sum[p] / m
+        if mu != 0.0:
+            g += mu * (v[p] - theta[p])     # gradient of mu/2 ||v - theta||²
+        v[p] -= lr * g
+
+
+# ----------------------------------------------------------------------------- one round
+@jit_parallel
+def local_updates(model, algorithm, X, y, offsets, selected, keys, round_number, theta, d, h,
+                  lr, local_epochs, batch_size, mu):
+    """Every selected participant's update, shape (m, P); row s belongs to selected[s]."""
+    m = selected.shape[0]
+    updates = np.empty((m, theta.shape[0]))
+    for s in prange(m):
+        k = selected[s]
+        local_update(model, algorithm, X, y, offsets[k], offsets[k + 1], theta, d, h, lr,
+                     local_epochs, batch_size, mu, keys[k], round_number, updates[s])
+    return updates
+
+
+@jit_entry
+def aggregate(updates, num_examples):
+    """The server's n_k-weighted mean Σ_s n_s u_s / Σ_s n_s, added in row order, shape (P,)."""
+    m, P = updates.shape
+    total = 0.0
+    mean = np.zeros(P)
+    for s in range(m):
+        total += num_examples[s]
+        for p in range(P):
+            mean[p] += num_examples[s] * updates[s, p]
+    for p in range(P):
+        mean[p] /= total
+    return mean
+
+
+@jit_parallel
+def participant_losses(model, X, y, offsets, theta, d, h):
+    """Each participant's mean loss L_k = Σ_{i in k} r_i² / (2 n_k) at theta, shape (K,)."""
+    K = offsets.shape[0] - 1
+    losses = np.empty(K)
+    for k in prange(K):
+        grad = np.zeros(theta.shape[0])
+        sum_sq = add_loss_grad(model, X, y, offsets[k], offsets[k + 1], theta, d, h, grad)
+        losses[k] = sum_sq / (2.0 * (offsets[k + 1] - offsets[k]))
+    return losses
+
+
+def exercise_kernels():
+    """Call every engine kernel once on tiny data (for `fedlite.warmup`)."""
+    X = np.zeros((4, 2))
+    y = np.zeros(4)
+    offsets = np.array([0, 2, 4], dtype=np.int64)
+    selected = np.array([0, 1], dtype=np.int64)
+    keys = np.array([1, 2], dtype=np.int64)
+    for model, P, h in ((LINEAR, 3, 1), (MLP, 2 * 3 + 2 * 3 + 1, 3)):
+        theta = np.zeros(P)
+        for algorithm in (FEDSGD, FEDAVG):
+            updates = local_updates(model, algorithm, X, y, offsets, selected, keys, 1, theta,
+                                    2, h, 0.1, 1, 1, 0.0)
+            aggregate(updates, np.array([2.0, 2.0]))
+        participant_losses(model, X, y, offsets, theta, 2, h)
+    shuffle_order(1, 1, 0, 3)
