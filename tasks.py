@@ -5,6 +5,8 @@
     python3 tasks.py test    set up .venv (first time only) and run every test:
                              unit tests, the same unit tests with NUMBA_DISABLE_JIT=1,
                              and nbval over every notebook
+    python3 tasks.py execute [NOTEBOOK ...]
+                             re-run notebooks top to bottom in place (for committing outputs)
 
 Set-up makes a project-local virtual environment in `.venv` and installs fedlite
 (editable) with its test extras into it.  It is redone only when pyproject.toml
@@ -64,7 +66,7 @@ def lab(args: list) -> int:
 
 def test(args: list) -> int:
     setup()
-    env = {"MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
+    env = {"PYTHONHASHSEED": "0"}
     say("1/2 unit tests (compiled kernels) and nbval over every notebook")
     status = run([PYTHON, "-m", "pytest", *NBVAL, "tests", "notebooks", *args], **env)
     say("2/2 unit tests again with NUMBA_DISABLE_JIT=1 (the kernels as plain Python)")
@@ -72,8 +74,16 @@ def test(args: list) -> int:
     return status or status_nojit
 
 
+def execute(args: list) -> int:
+    setup()
+    notebooks = args or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    say(f"executing {len(notebooks)} notebook(s) in place")
+    return run([PYTHON, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                "--ExecutePreprocessor.timeout=600", *notebooks], PYTHONHASHSEED="0")
+
+
 def main() -> int:
-    commands = {"lab": lab, "test": test, "setup": lambda args: setup() or 0}
+    commands = {"lab": lab, "test": test, "execute": execute, "setup": lambda args: setup() or 0}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
