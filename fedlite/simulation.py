@@ -78,7 +78,8 @@ class History:
 
 
 def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, local_epochs=1,
-             batch_size=None, mu=0.0, participation=1.0, hidden=10, seed=0, init=None):
+             batch_size=None, mu=0.0, participation=1.0, hidden=10, seed=0, init=None,
+             aggregator=None):
     """Simulate federated training of `model` on `federation`; returns a `History`.
 
     federation    a `fedlite.Federation` (participant k holds rows offsets[k]:offsets[k+1])
@@ -95,10 +96,19 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
     seed          int seed for everything random (MLP init, participant sampling, minibatch order)
     init          starting parameters (a tuple as in `History.params`, or a flat theta);
                   None = zeros (linear) or a seeded He initialisation (MLP)
+    aggregator    None for the plain n_k-weighted mean (compiled), or an object that changes
+                  what participants send and how the server combines it (secure aggregation,
+                  differential privacy, compression).  It gets the participants' reports
+                  (FedSGD: gradients; FedAvg/FedProx: weight changes w_k - w_server):
+                    aggregator.start(num_participants, num_params, seed_sequence)  # each run
+                    aggregator.aggregate(reports (m, P), num_examples (m,), selected (m,),
+                                         round_number) -> (mean_report (P,), bytes_up int)
+                  and its mean report replaces the weighted mean.
     """
     c = _check_config(federation, model, algorithm, num_rounds, lr, local_epochs, batch_size,
                       mu, participation, hidden, seed)
-    init_seq, server_seq, participants_seq = np.random.SeedSequence(c["seed"]).spawn(3)
+    init_seq, server_seq, participants_seq, aggregator_seq = (
+        np.random.SeedSequence(c["seed"]).spawn(4))
     K, d, h = federation.num_participants, c["num_features"], c["hidden"]
     theta = _initial_theta(init, c, np.random.default_rng(init_seq))
     server_rng = np.random.default_rng(server_seq)
@@ -111,8 +121,10 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
     X, y, offsets = federation.X, federation.y, federation.offsets
     bytes_per_message = num_params(c["model"], d, h) * BYTES_PER_VALUE
 
+    if aggregator is not None:
+        aggregator.start(K, theta.size, aggregator_seq)
     losses = [engine.participant_losses(model_code, X, y, offsets, theta, d, h)]
-    selected, diverged_at = [], None
+    selected, sent_up, diverged_at = [], [], None
     with np.errstate(all="ignore"):
         loss0 = _global_loss(losses[0], sizes)
         for r in range(1, c["num_rounds"] + 1):
@@ -121,8 +133,16 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
             updates = engine.local_updates(model_code, algorithm_code, X, y, offsets, chosen,
                                            keys, r, theta, d, h, c["lr"], c["local_epochs"],
                                            batch, c["mu"])
-            mean = engine.aggregate(updates, sizes[chosen])
-            new_theta = theta - c["lr"] * mean if algorithm_code == engine.FEDSGD else mean
+            if aggregator is None:
+                mean = engine.aggregate(updates, sizes[chosen])
+                new_theta = theta - c["lr"] * mean if algorithm_code == engine.FEDSGD else mean
+                sent_up.append(m * bytes_per_message)
+            else:  # participants report gradients (FedSGD) or weight changes (FedAvg/FedProx)
+                reports = updates if algorithm_code == engine.FEDSGD else updates - theta
+                mean, sent = aggregator.aggregate(reports, sizes[chosen], chosen, r)
+                new_theta = (theta - c["lr"] * mean if algorithm_code == engine.FEDSGD
+                             else theta + mean)
+                sent_up.append(sent)
             new_losses = engine.participant_losses(model_code, X, y, offsets, new_theta, d, h)
             loss = _global_loss(new_losses, sizes)
             if not (np.isfinite(loss) and np.isfinite(new_theta).all()
@@ -138,7 +158,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
         loss=(participant_loss * sizes).sum(axis=1) / sizes.sum(),
         participant_loss=participant_loss,
         selected=np.array(selected, dtype=np.int64).reshape(R, m),
-        bytes_up=np.full(R, m * bytes_per_message, dtype=np.int64),
+        bytes_up=np.array(sent_up[:R], dtype=np.int64),
         bytes_down=np.full(R, m * bytes_per_message, dtype=np.int64),
         theta=theta,
         diverged_at=diverged_at,

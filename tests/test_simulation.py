@@ -79,7 +79,7 @@ def test_engine_matches_the_readable_round(model, algorithm, extra):
               **extra}
     history = fedlite.simulate(fed, model=model, num_rounds=4, participation=0.5, hidden=3,
                                seed=2, **config)
-    seed_init, _, seed_participants = np.random.SeedSequence(2).spawn(3)
+    seed_init, _, seed_participants, _ = np.random.SeedSequence(2).spawn(4)
     keys = participant_keys(seed_participants, fed.num_participants)
     participants = federated.make_participants(fed, keys, model, hidden=3)
     theta = fedlite.parameters.init_params(model, fed.num_features, 3,
@@ -200,3 +200,26 @@ def test_thread_count_does_not_change_a_bit():
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(one.theta, many.theta) and np.array_equal(one.loss, many.loss)
+
+
+class PlainMean:
+    """The simplest aggregator: the n_k-weighted mean of the reports, counted as float64."""
+
+    def start(self, num_participants, num_params, seed_sequence):
+        self.started = (num_participants, num_params)
+
+    def aggregate(self, reports, num_examples, selected, round_number):
+        mean = (reports * num_examples[:, None]).sum(axis=0) / num_examples.sum()
+        return mean, reports.size * 8 + 1
+
+
+@pytest.mark.parametrize("algorithm,extra", [("fedsgd", {}), ("fedavg", dict(batch_size=5))])
+def test_an_aggregator_replaces_the_weighted_mean(algorithm, extra):
+    fed = linear_federation()
+    kwargs = dict(algorithm=algorithm, num_rounds=5, lr=0.1, participation=0.6, **extra)
+    plain = fedlite.simulate(fed, **kwargs)
+    aggregator = PlainMean()
+    hooked = fedlite.simulate(fed, aggregator=aggregator, **kwargs)
+    assert aggregator.started == (5, 4)
+    np.testing.assert_allclose(hooked.loss, plain.loss, rtol=1e-12)
+    assert list(hooked.bytes_up) == [3 * 4 * 8 + 1] * 5
