@@ -14,7 +14,7 @@ Modules, one idea each:
   engine      the same round compiled; simulation drives it (simulate, History)
   startup     warmup: compile or load every kernel
 """
-from . import parameters, reference
+from . import checks, parameters, reference
 from .data import make_linear_data, make_sine_data, make_teacher_data
 from .models import linear_loss_grad, mlp_loss_grad
 from .partition import Federation, make_concept_shift, split
