@@ -86,7 +86,14 @@ def run_round(participants, parameters, config, selected):
     return server_update(parameters, aggregate_fit(results), config)
 
 
-def make_participants(federation, keys, model="linear", hidden=10):
-    """One `Participant` per participant of a `Federation`, with the simulator's keys."""
+def make_participants(federation, keys=None, model="linear", hidden=10, seed=0):
+    """One `Participant` per participant of a `Federation`.
+
+    keys: each participant's shuffling key; None = the keys `fedlite.simulate(..., seed=seed)`
+    uses, so the participants draw the same minibatches as the simulator.
+    """
+    if keys is None:
+        from .simulation import participant_keys_for_seed
+        keys = participant_keys_for_seed(seed, federation.num_participants)
     return [Participant(k, *federation.participant(k), keys[k], model, hidden)
             for k in range(federation.num_participants)]

@@ -28,8 +28,9 @@ class History:
     loss             (R+1,)   global training loss Σ_k n_k L_k / N after each round; [0] before training
     participant_loss (R+1, K) each participant's loss L_k on its own data under the global model
     selected         (R, m)   which participants took part in each round (ids, ascending)
-    bytes_up         (R,)     bytes sent participants -> server in each round (float64 values)
-    bytes_down       (R,)     bytes sent server -> participants in each round
+    bytes_up         (R,)     bytes sent participants -> server in each round (int; parameters
+                              count 8 bytes each, as float64)
+    bytes_down       (R,)     bytes sent server -> participants in each round (int)
     theta            (P,)     final parameters as one flat vector; `params` gives them as a tuple
     diverged_at      None, or the round whose loss was not finite or exceeded
                      DIVERGENCE_FACTOR x loss[0]; the run stopped there and the history ends at
@@ -175,6 +176,11 @@ def participant_keys(seed_sequence, num_participants):
     children = seed_sequence.spawn(num_participants)
     return np.array([child.generate_state(1)[0] & engine.HASH_MASK for child in children],
                     dtype=np.int64)
+
+
+def participant_keys_for_seed(seed, num_participants):
+    """The participant keys `simulate(..., seed=seed)` uses, shape (K,)."""
+    return participant_keys(np.random.SeedSequence(seed).spawn(4)[2], num_participants)
 
 
 def _global_loss(participant_losses, sizes):

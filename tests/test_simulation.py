@@ -79,9 +79,8 @@ def test_engine_matches_the_readable_round(model, algorithm, extra):
               **extra}
     history = fedlite.simulate(fed, model=model, num_rounds=4, participation=0.5, hidden=3,
                                seed=2, **config)
-    seed_init, _, seed_participants, _ = np.random.SeedSequence(2).spawn(4)
-    keys = participant_keys(seed_participants, fed.num_participants)
-    participants = federated.make_participants(fed, keys, model, hidden=3)
+    seed_init = np.random.SeedSequence(2).spawn(4)[0]
+    participants = federated.make_participants(fed, model=model, hidden=3, seed=2)
     theta = fedlite.parameters.init_params(model, fed.num_features, 3,
                                            np.random.default_rng(seed_init))
     for r, selected in enumerate(history.selected, start=1):
