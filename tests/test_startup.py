@@ -1,0 +1,66 @@
+"""Tests of fedlite.startup: warmup covers every kernel, and a new process loads them all from
+the on-disk cache (a kernel that became uncachable would be compiled again there)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fedlite
+from conftest import JIT_DISABLED
+from fedlite._jit import KERNELS
+
+NEW_PROCESS = """
+import json, fedlite
+report = fedlite.warmup(verbose=False)
+print(json.dumps({"from_cache": report.from_cache, "compiled": report.compiled}))
+"""
+
+
+def kernel_names():
+    return [getattr(kernel, "py_func", kernel).__name__ for kernel in KERNELS]
+
+
+def test_entry_kernels_are_registered_once():
+    names = kernel_names()
+    assert len(names) == len(set(names))
+    assert {"linear_loss_grad_serial", "linear_loss_grad_parallel",
+            "mlp_loss_grad_serial", "mlp_loss_grad_parallel"} <= set(names)
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing to compile without the JIT")
+def test_warmup_reports_every_entry_kernel_once():
+    report = fedlite.warmup(verbose=False)
+    assert not report.jit_disabled
+    assert sorted(report.from_cache + report.compiled) == sorted(kernel_names())
+    assert report.seconds >= 0
+    assert f"{len(KERNELS)} kernels ready" in str(report)
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing to compile without the JIT")
+def test_warmup_prints_only_when_verbose(capsys):
+    fedlite.warmup(verbose=False)
+    assert capsys.readouterr().out == ""
+    report = fedlite.warmup(verbose=True)
+    assert str(report) in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not JIT_DISABLED, reason="only meaningful with NUMBA_DISABLE_JIT=1")
+def test_warmup_says_when_the_jit_is_disabled():
+    report = fedlite.warmup(verbose=False)
+    assert report.jit_disabled and report.compiled == [] and report.from_cache == []
+    assert "NUMBA_DISABLE_JIT" in str(report)
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is cached without the JIT")
+def test_a_new_process_loads_every_kernel_from_the_cache():
+    fedlite.warmup(verbose=False)  # compiles (and saves) whatever is not cached yet
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_DISABLE_JIT"}
+    result = subprocess.run([sys.executable, "-c", NEW_PROCESS], capture_output=True, text=True,
+                            env=env, timeout=300, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["compiled"] == [], (
+        f"compiled again in a new process, so not cached (dynamic globals? cache=False?): "
+        f"{report['compiled']}\n{result.stderr}")
+    assert sorted(report["from_cache"]) == sorted(kernel_names())
