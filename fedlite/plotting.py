@@ -1,0 +1,170 @@
+"""Plots of the course: each function takes `ax=None`, draws, and returns the matplotlib Axes.
+
+With ax=None a new figure is made with `plt.subplots()` (a notebook shows it below the cell);
+pass an ax to draw into a figure of your own.  Nothing here runs a simulation: give the
+functions a `History` from `fedlite.simulation.simulate` or a `Federation` from `fedlite.split`.
+
+A run that diverged is drawn up to its last finite round and marked with an "x" and the words
+"diverged at round r" (the History never holds NaN or inf, so neither does a plot).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .validation import as_int
+
+LOSS_LABEL = "training loss (mean squared error / 2)"
+ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx"}
+
+
+class LossCurve:
+    """A run's loss curve, redrawable in place: a line, plus an "x" and a note if it diverged.
+
+    The widgets keep one LossCurve per run and call `set_data` when a slider moves.
+    """
+
+    def __init__(self, ax, label=None, **style):
+        (self.line,) = ax.plot([], [], label=label, **style)
+        color = self.line.get_color()
+        (self.marker,) = ax.plot([], [], "x", color=color, markersize=10, markeredgewidth=2)
+        self.note = ax.annotate("", (0, 1), xytext=(0, 8), textcoords="offset points",
+                                ha="center", color=color, fontsize=9)
+
+    def set_data(self, xs, loss, diverged_at=None):
+        """Draw loss against xs; if diverged_at is a round, mark the last point as the stop."""
+        self.line.set_data(xs, loss)
+        if diverged_at is None or len(xs) == 0:
+            self.marker.set_data([], [])
+            self.note.set_text("")
+            return
+        self.marker.set_data(xs[-1:], loss[-1:])
+        self.note.xy = (xs[-1], loss[-1])
+        self.note.set_text(f"diverged at round {diverged_at}")
+
+
+def loss_curve(history, x="rounds", bytes_scale=1.0):
+    """(xs, loss) of a run: xs = rounds 0..R, or the cumulative data sent (bytes / bytes_scale)."""
+    if x == "rounds":
+        return np.arange(len(history.loss)), history.loss
+    if x == "bytes":
+        return history.bytes_total / bytes_scale, history.loss
+    raise ValueError(f"x must be 'rounds' or 'bytes'; got {x!r}")
+
+
+def bytes_unit(num_bytes):
+    """("kB", 1e3) or ("MB", 1e6): the unit in which num_bytes reads best (decimal units)."""
+    return ("MB", 1e6) if num_bytes >= 1e6 else ("kB", 1e3)
+
+
+def describe(history):
+    """A short legend label for a run, e.g. "FedAvg, lr=0.1, 5 local epochs"."""
+    c = history.config
+    label = f"{ALGORITHM_NAMES[c['algorithm']]}, lr={c['lr']:g}"
+    if c["algorithm"] != "fedsgd":
+        label += f", {c['local_epochs']} local epochs"
+    if c["algorithm"] == "fedprox":
+        label += f", mu={c['mu']:g}"
+    return label
+
+
+def plot_loss(histories, ax=None, x="rounds", logy=True, labels=None):
+    """Global training loss of runs against the round (x="rounds") or the data sent (x="bytes").
+
+    histories: a History, a list of them, or a dict label -> History (labels= overrides labels).
+    """
+    if isinstance(histories, dict):
+        labels = list(histories) if labels is None else labels
+        histories = list(histories.values())
+    elif not isinstance(histories, (list, tuple)):
+        histories = [histories]
+    labels = [describe(h) for h in histories] if labels is None else list(labels)
+    ax = _new_ax() if ax is None else ax
+    unit, scale = bytes_unit(max(h.bytes_total[-1] for h in histories))
+    for history, label in zip(histories, labels):
+        LossCurve(ax, label).set_data(*loss_curve(history, x, scale), history.diverged_at)
+    ax.relim()
+    ax.autoscale_view()
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("round" if x == "rounds" else f"data sent, both ways ({unit})")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title("Training loss per round" if x == "rounds" else "Training loss against data sent")
+    ax.legend()
+    return ax
+
+
+def plot_participant_losses(history, ax=None):
+    """Each participant's loss on its own data under the global model (thin); the global loss."""
+    ax = _new_ax() if ax is None else ax
+    rounds = np.arange(len(history.loss))
+    lines = ax.plot(rounds, history.participant_loss, linewidth=0.8, alpha=0.6)
+    lines[0].set_label(f"each participant ({len(lines)})")
+    LossCurve(ax, "global (all data)", color="black", linewidth=2.5).set_data(
+        rounds, history.loss, history.diverged_at)
+    ax.set_yscale("log")
+    ax.set_xlabel("round")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title(f"Loss of each participant: {describe(history)}")
+    ax.legend()
+    return ax
+
+
+def plot_partition(federation, ax=None, feature=0):
+    """Who holds which data: y against X[:, feature], one colour per participant."""
+    ax = _new_ax() if ax is None else ax
+    feature = as_int(feature, "feature", minimum=0, maximum=federation.num_features - 1)
+    K, x = federation.num_participants, federation.X[:, feature]
+    if K <= 20:
+        colors = plt.get_cmap("tab10" if K <= 10 else "tab20").colors
+        for k in range(K):
+            rows = slice(federation.offsets[k], federation.offsets[k + 1])
+            ax.scatter(x[rows], federation.y[rows], s=12, color=colors[k], label=f"{k}")
+        ax.legend(title="participant", fontsize=8, ncol=2 if K > 10 else 1)
+    else:
+        points = ax.scatter(x, federation.y, s=12, c=federation.owner, cmap="viridis")
+        ax.figure.colorbar(points, ax=ax, label="participant")
+    ax.set_xlabel(f"feature x_{feature}")
+    ax.set_ylabel("target y")
+    ax.set_title(f"{K} participants, {_sizes_text(federation.sizes)}")
+    return ax
+
+
+def plot_sizes(federation, ax=None):
+    """A bar chart of the number of rows each participant holds."""
+    ax = _new_ax() if ax is None else ax
+    ax.bar(np.arange(federation.num_participants), federation.sizes)
+    ax.set_xlabel("participant")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Rows per participant ({federation.num_samples} in total)")
+    return ax
+
+
+def plot_fit_1d(X, y, predict, ax=None, label="model"):
+    """1-feature data (points) and a model's prediction y_hat = predict(X) along x (a curve)."""
+    ax = _new_ax() if ax is None else ax
+    X = np.asarray(X, dtype=np.float64)
+    X = X[:, None] if X.ndim == 1 else X
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValueError(f"plot_fit_1d needs 1-feature data, X of shape (n, 1); got {X.shape}")
+    grid = np.linspace(X.min(), X.max(), 200)[:, None]
+    ax.scatter(X[:, 0], y, s=12, alpha=0.5, color="gray", label="data")
+    y_hat = np.ravel(predict(grid))
+    ax.plot(grid[:, 0], y_hat, color="C1", linewidth=2.5, label=label)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.set_title("Data and the model's prediction")
+    ax.legend()
+    return ax
+
+
+def _new_ax():
+    _, ax = plt.subplots()
+    return ax
+
+
+def _sizes_text(sizes):
+    """ "20 rows each" or "3 to 41 rows each (mean 20)"."""
+    if sizes.min() == sizes.max():
+        return f"{sizes.min()} rows each"
+    return f"{sizes.min()} to {sizes.max()} rows each (mean {sizes.mean():.3g})"

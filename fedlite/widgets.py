@@ -1,0 +1,486 @@
+"""Explorers: sliders that rerun a function of `fedlite.experiments` and redraw one figure.
+
+The only module of fedlite that imports ipywidgets.  A notebook cell ending in, e.g.,
+`fedlite.widgets.convergence_explorer(X, y)` shows the sliders, a status line and the figure.
+Each explorer keeps ONE figure, made with `matplotlib.figure.Figure` (not pyplot, so the notebook
+does not also show a static copy), updates its lines in place when a slider moves, and sends
+the picture as a PNG to an Output widget.  The numbers behind every picture come from a pure
+function in `fedlite.experiments`, which tests and notebooks call directly.
+"""
+from __future__ import annotations
+
+import html
+import io
+import math
+
+import ipywidgets as widgets
+import numpy as np
+from IPython.display import Image, display
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from . import experiments
+from .partition import Federation, split
+from .plotting import (ALGORITHM_NAMES, LOSS_LABEL, LossCurve, bytes_unit, loss_curve,
+                       plot_partition, plot_sizes)
+from .validation import as_data, as_float
+
+COLORS = {"FedSGD": "C0", "FedAvg": "C1", "FedProx": "C2"}
+EXCESS_FLOOR = 1e-12  # excess losses below this (round-off) are drawn at it, so log axes work
+
+
+class Explorer:
+    """Sliders (`controls`), a status line and one figure; moving a slider reruns and redraws.
+
+    compute(**values) -> result   the run, given each slider's value by name (may raise ValueError)
+    draw(result) -> str           updates the figure's artists in place, returns the status (HTML)
+    curves                        name -> plotting.LossCurve; `lines` name -> its matplotlib line
+    """
+
+    def __init__(self, controls, compute, draw, figure, curves=None):
+        self.controls = controls
+        self.compute, self.draw = compute, draw
+        self.figure, self.axes = figure, list(figure.axes)
+        self.ax = self.axes[0]
+        self.curves = curves or {}
+        self.lines = {name: curve.line for name, curve in self.curves.items()}
+        self.result, self.png = None, b""
+        self.status = widgets.HTML()
+        self.output = widgets.Output()
+        self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self.status,
+                                    self.output])
+        for control in controls.values():
+            control.observe(self.update, names="value")
+        self.update()
+
+    @property
+    def values(self):
+        """Each slider's current value, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def update(self, change=None):
+        """Rerun with the sliders' values and redraw; a ValueError goes to the status line."""
+        try:
+            self.result = self.compute(**self.values)
+        except ValueError as error:
+            self.result = None
+            self.clear()
+            self.status.value = _message(f"Cannot run this combination: {error}", "error")
+        else:
+            self.status.value = self.draw(self.result)
+            self.rescale()
+        self.show()
+
+    def clear(self):
+        """Empty the plot, so that no line shows a run that did not happen."""
+        for ax in self.axes:
+            for line in ax.lines:
+                line.set_data([], [])
+            for collection in ax.collections:
+                if isinstance(collection, LineCollection):
+                    collection.set_segments([])
+                else:
+                    collection.set_offsets(np.empty((0, 2)))
+            for patch in list(ax.patches):
+                patch.remove()
+            for text in ax.texts:
+                text.set_text("")
+            ax.set_title("")
+
+    def rescale(self):
+        """Fit each axis's limits to what it now shows (axes whose x range was fixed keep it)."""
+        for ax in self.axes:
+            ax.relim()
+            for collection in ax.collections:  # relim does not look at collections
+                points = _points(collection)
+                if len(points):
+                    ax.update_datalim(points)
+            ax.autoscale_view()
+
+    def show(self):
+        """Render the figure to PNG and put it in the Output widget (replacing the old one)."""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        self.png = buffer.getvalue()
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(Image(data=self.png))
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# ----------------------------------------------------------------------------- the explorers
+def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr=0.1,
+                         num_participants=None, participation=1.0, num_rounds=50,
+                         controls=("lr", "num_participants", "participation"), seed=0,
+                         **simulate_kwargs):
+    """Global loss per round (thick) and each participant's loss (thin) of one run, with sliders.
+
+    data: X (N, d) with y (N,), or a Federation (its pooled rows are used, re-split with
+    `scheme`, default "iid", whenever the run needs it; num_participants defaults to its count,
+    else to 10).  controls: which of "lr", "num_participants", "participation" get a slider; the
+    others stay fixed.  simulate_kwargs go to `experiments.convergence_run` (scheme, alpha,
+    local_epochs, batch_size, mu, hidden).
+    """
+    X, y, default_count = _pooled_data(data, y)
+    if num_participants is None:
+        num_participants = default_count
+    fixed = dict(lr=lr, num_participants=num_participants, participation=participation)
+    sliders = {
+        "lr": lambda: _lr_slider(lr),
+        "num_participants": lambda: widgets.IntSlider(
+            num_participants, min=1, max=max(min(100, len(y)), num_participants),
+            description="participants", **_SLIDER),
+        "participation": lambda: widgets.FloatSlider(
+            participation, min=0.1, max=1.0, step=0.1, description="participation",
+            readout_format=".0%", **_SLIDER),
+    }
+    unknown = set(controls) - set(sliders)
+    if unknown:
+        raise ValueError(f"controls must name some of {tuple(sliders)}; got {sorted(unknown)}")
+    figure = _figure()
+    ax = figure.axes[0]
+    participants = LineCollection([], colors="gray", linewidths=0.7, alpha=0.5,
+                                  label="each participant")
+    ax.add_collection(participants)
+    curve = LossCurve(ax, "global loss (all data)", color="C0", linewidth=2.5)
+    _loss_axes(ax, num_rounds)
+
+    def compute(**values):
+        return experiments.convergence_run(X, y, **{**fixed, **values}, model=model,
+                                           algorithm=algorithm, num_rounds=num_rounds,
+                                           seed=seed, **simulate_kwargs)
+
+    def draw(history):
+        rounds = np.arange(len(history.loss))
+        K, m = history.participant_loss.shape[1], history.selected.shape[1]
+        participants.set_segments([np.column_stack([rounds, loss_k])
+                                   for loss_k in history.participant_loss.T] if K > 1 else [])
+        curve.set_data(rounds, history.loss, history.diverged_at)
+        ax.legend(handles=[curve.line] + ([participants] if K > 1 else []))
+        c = history.config
+        ax.set_title(f"{ALGORITHM_NAMES[algorithm]}: {_count(K, 'participant')}, {m} per round "
+                     f"(participation {c['participation']:.0%}), lr = {c['lr']:.3g}")
+        return _run_status({ALGORITHM_NAMES[algorithm]: history})
+
+    return Explorer({name: sliders[name]() for name in controls}, compute, draw, figure,
+                    {"loss": curve})
+
+
+def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batch_size=None,
+                          model="linear", hidden=10, target_loss=None, seed=0):
+    """FedSGD vs FedAvg: loss against rounds (left) and against data sent (right).
+
+    Sliders: local_epochs (FedAvg's local work per round) and lr.  target_loss (default: a
+    tenth of the starting loss) is drawn dashed; the status says when, and after how much data
+    sent, each run reaches it.
+    """
+    controls = {"local_epochs": widgets.IntSlider(local_epochs, min=1, max=max(20, local_epochs),
+                                                  description="local epochs", **_SLIDER),
+                "lr": _lr_slider(lr)}
+    figure = _figure(ncols=2, figsize=(11, 4))
+    ax_rounds, ax_bytes = figure.axes
+    curves = {}
+    for name in ("FedSGD", "FedAvg"):
+        curves[name] = LossCurve(ax_rounds, name, color=COLORS[name], linewidth=2)
+        curves[f"{name} (bytes)"] = LossCurve(ax_bytes, name, color=COLORS[name], linewidth=2)
+    targets = [ax.axhline(1.0, linestyle="--", color="gray", label="target loss")
+               for ax in (ax_rounds, ax_bytes)]
+    _loss_axes(ax_rounds, num_rounds)
+    _loss_axes(ax_bytes)
+
+    def compute(local_epochs, lr):
+        return experiments.local_epochs_runs(federation, local_epochs=local_epochs, lr=lr,
+                                             num_rounds=num_rounds, batch_size=batch_size,
+                                             seed=seed, model=model, hidden=hidden)
+
+    def draw(runs):
+        target = 0.1 * runs["FedSGD"].loss[0] if target_loss is None else target_loss
+        unit, scale = bytes_unit(max(h.bytes_total[-1] for h in runs.values()))
+        for name, history in runs.items():
+            curves[name].set_data(*loss_curve(history, "rounds"), history.diverged_at)
+            curves[f"{name} (bytes)"].set_data(*loss_curve(history, "bytes", scale),
+                                               history.diverged_at)
+            label = name if name == "FedSGD" else f"FedAvg, {history.config['local_epochs']} " \
+                                                  "local epochs"
+            curves[name].line.set_label(label)
+            curves[f"{name} (bytes)"].line.set_label(label)
+        for line in targets:
+            line.set_data([0, 1], [target, target])
+        ax_bytes.set_xlabel(f"data sent, both ways ({unit})")
+        ax_rounds.set_title(f"Loss per round, lr = {runs['FedSGD'].config['lr']:.3g}")
+        ax_bytes.set_title("Loss against data sent")
+        ax_rounds.legend()
+        return _run_status(runs, target)
+
+    return Explorer(controls, compute, draw, figure, curves)
+
+
+def drift_explorer(*, spread=1.0, mu=1.0, local_epochs=10, num_participants=10,
+                   samples_per_participant=20, num_features=5, lr=0.1, num_rounds=50, seed=0):
+    """Client drift: how far above the pooled optimum's loss FedAvg, FedProx and FedSGD end up.
+
+    Sliders: spread (how different the participants' true w are) and mu (FedProx's pull
+    towards the server's model; mu = 0 is FedAvg).  The legend gives each run's final distance
+    to the pooled optimum (w*, b*).  Runs: `experiments.drift_runs`.
+    """
+    controls = {"spread": widgets.FloatSlider(spread, min=0.0, max=max(3.0, spread), step=0.25,
+                                              description="spread", **_SLIDER),
+                "mu": widgets.FloatSlider(mu, min=0.0, max=max(10.0, mu), step=0.5,
+                                          description="mu (FedProx)", **_SLIDER)}
+    data_settings = dict(num_participants=num_participants,
+                         samples_per_participant=samples_per_participant,
+                         num_features=num_features, seed=seed)
+    run_settings = dict(local_epochs=local_epochs, lr=lr, num_rounds=num_rounds, **data_settings)
+    figure = _figure()
+    ax = figure.axes[0]
+    curves = {name: LossCurve(ax, name, color=COLORS[name], linewidth=2)
+              for name in ("FedAvg", "FedProx", "FedSGD")}
+    _loss_axes(ax, num_rounds, ylabel="loss − pooled optimum's loss")
+
+    def compute(spread, mu):
+        runs = experiments.drift_runs(spread=spread, mu=mu, **run_settings)
+        return runs, experiments.drift_federation(spread=spread, **data_settings), spread
+
+    def draw(result):
+        runs, federation, spread = result
+        distances = {}
+        for name, history in runs.items():
+            excess = np.maximum(experiments.excess_loss(history, federation), EXCESS_FLOOR)
+            curves[name].set_data(np.arange(len(excess)), excess, history.diverged_at)
+            distances[name] = experiments.distance_to_optimum(history, federation)
+            label = f"FedProx, mu={history.config['mu']:g}" if name == "FedProx" else name
+            curves[name].line.set_label(f"{label}: ends {distances[name]:.2g} from (w*, b*)")
+        ax.legend()
+        ax.set_title(f"Client drift: spread {spread:g}, {local_epochs} local epochs, lr = {lr:g}")
+        if any(history.diverged for history in runs.values()):
+            return _run_status(runs)
+        return _message("Final distance to the pooled optimum (w*, b*): " + ", ".join(
+            f"{name} {distance:.3g}" for name, distance in distances.items()), "ok")
+
+    return Explorer(controls, compute, draw, figure, curves)
+
+
+def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5, feature=0,
+                       seed=0):
+    """Who holds which data (left) and how many rows each participant has (right), with sliders.
+
+    Sliders: num_participants (1..20) and, for the "quantity" and "covariate" schemes, alpha
+    (the Dirichlet concentration: small = very unequal, large = nearly iid).
+    """
+    X, y = as_data(X, y)
+    controls = {"num_participants": widgets.IntSlider(
+        num_participants, min=1, max=max(min(20, len(y)), num_participants),
+        description="participants", **_SLIDER)}
+    if scheme != "iid":
+        controls["alpha"] = widgets.FloatLogSlider(alpha, base=10, min=-2, max=2, step=0.1,
+                                                   description="alpha", readout_format=".3g",
+                                                   **_SLIDER)
+    figure = _figure(ncols=2, figsize=(11, 4))
+    ax_data, ax_sizes = figure.axes
+
+    def compute(num_participants, alpha=None):
+        return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
+
+    def draw(federation):
+        for ax in (ax_data, ax_sizes):
+            ax.clear()
+        plot_partition(federation, ax=ax_data, feature=feature)
+        plot_sizes(federation, ax=ax_sizes)
+        return _message(repr(federation), "ok")
+
+    return Explorer(controls, compute, draw, figure)
+
+
+# ----------------------------------------------------------------------------- helpers
+_SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
+
+
+def _lr_slider(lr):
+    """A log-scale lr slider from 0.001 to 10 (widened to include lr): large values diverge."""
+    lr = as_float(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0; got {lr}")
+    exponent = math.log10(lr)
+    return widgets.FloatLogSlider(lr, base=10, min=min(-3, math.floor(exponent)),
+                                  max=max(1, math.ceil(exponent)), step=0.1, description="lr",
+                                  readout_format=".3g", **_SLIDER)
+
+
+def _figure(ncols=1, figsize=(7, 4.5)):
+    figure = Figure(figsize=figsize, layout="constrained")
+    figure.subplots(1, ncols)
+    return figure
+
+
+def _loss_axes(ax, num_rounds=None, ylabel=LOSS_LABEL):
+    """Log-scale loss axes; with num_rounds, the x axis is rounds 0..num_rounds (fixed)."""
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    if num_rounds is not None:
+        ax.set_xlabel("round")
+        ax.set_xlim(0, num_rounds)
+
+
+def _pooled_data(data, y):
+    """(X, y, default number of participants) from a Federation, or from X and y."""
+    if isinstance(data, Federation):
+        if y is not None:
+            raise ValueError("give either a Federation, or X and y; not a Federation and y")
+        return data.X, data.y, data.num_participants
+    if y is None:
+        raise ValueError("give y with X (or a Federation instead of X)")
+    X, y = as_data(data, y)
+    return X, y, 10
+
+
+def _points(collection):
+    """The data points of a collection: a scatter's offsets or the vertices of a LineCollection."""
+    if isinstance(collection, LineCollection):
+        segments = collection.get_segments()
+        return np.concatenate(segments) if segments else np.empty((0, 2))
+    return collection.get_offsets()
+
+
+def _run_status(runs, target=None):
+    """Status HTML for named runs: their final losses, divergence, and when they reach target."""
+    parts, diverged = [], False
+    for name, history in runs.items():
+        if history.diverged:
+            diverged = True
+            parts.append(f"{name} diverged at round {history.diverged_at} "
+                         f"(lr = {history.config['lr']:.3g} is too large; try a smaller one)")
+            continue
+        text = (f"{name}: loss {history.loss[0]:.3g} → {history.loss[-1]:.3g} "
+                f"after {history.num_rounds} rounds")
+        if target is not None:
+            r = history.rounds_to(target)
+            unit, scale = bytes_unit(history.bytes_total[-1])
+            text += (f", reaches {target:.3g} at round {r} "
+                     f"({history.bytes_total[r] / scale:.3g} {unit} sent)" if r is not None
+                     else f", does not reach {target:.3g}")
+        parts.append(text)
+    return _message("; ".join(parts), "warning" if diverged else "ok")
+
+
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _message(text, kind):
+    color = {"error": "#b00020", "warning": "#b45309", "ok": "#1f2937"}[kind]
+    return f'<span style="color:{color}">{html.escape(text)}</span>'
+
+
+def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank=4,
+                         num_rounds=20, lr=0.03, lora_lr=3.0, local_epochs=2, batch_size=20,
+                         seed=0, cache=None):
+    """Fine-tuning a large model four ways: loss against the bytes participants upload.
+
+    Sliders: the top-k fraction kept (log scale), the bits per value of the quantizer, and the
+    LoRA rank.  Runs: `lora.communication_runs` (FedAvg, FedAvg + top-k with error feedback,
+    FedAvg + stochastic quantisation, LoRA with A trained), cached, so that moving one slider
+    reruns only its own run; pass cache= the dict given to earlier `communication_runs` calls
+    with the same settings to reuse their runs.  The dashed line is the pre-trained model's loss.
+    """
+    from . import lora  # imported here: the course's later modules load on first use
+
+    controls = {
+        "fraction": widgets.FloatLogSlider(fraction, base=10, min=-3, max=0, step=0.25,
+                                           description="top-k fraction", readout_format=".3g",
+                                           **_SLIDER),
+        "bits": widgets.IntSlider(bits, min=1, max=16, description="bits per value", **_SLIDER),
+        "rank": widgets.IntSlider(rank, min=1, max=16, description="LoRA rank", **_SLIDER),
+    }
+    figure = _figure(figsize=(8, 4.5))
+    ax = figure.axes[0]
+    colors = {"FedAvg": "C1", "FedAvg + top-k": "C3", "FedAvg + quantized": "C4", "LoRA": "C2"}
+    curves = {name: LossCurve(ax, name, color=color, linewidth=2, marker=".")
+              for name, color in colors.items()}
+    start = ax.axhline(1.0, color="gray", linestyle="--", label="pre-trained model")
+    ax.set_xscale("log")
+    _loss_axes(ax)
+    ax.set_xlabel("data uploaded so far, participants → server (bytes)")
+    cache = {} if cache is None else cache
+
+    def compute(fraction, bits, rank):
+        return lora.communication_runs(federation, base_params, fraction=fraction, bits=bits,
+                                       rank=rank, num_rounds=num_rounds, lr=lr, lora_lr=lora_lr,
+                                       local_epochs=local_epochs, batch_size=batch_size,
+                                       seed=seed, cache=cache)
+
+    def draw(runs):
+        labels = {"FedAvg": "FedAvg (float64)",
+                  "FedAvg + top-k": f"FedAvg + top-k {controls['fraction'].value:.3g}",
+                  "FedAvg + quantized": f"FedAvg + {controls['bits'].value} bits",
+                  "LoRA": f"LoRA rank {controls['rank'].value}"}
+        for name, history in runs.items():
+            curves[name].set_data(np.cumsum(history.bytes_up), history.loss[1:],
+                                  history.diverged_at)
+            curves[name].line.set_label(labels[name])
+        loss0 = runs["FedAvg"].loss[0]
+        start.set_data([0, 1], [loss0, loss0])
+        ax.legend(fontsize=8)
+        ax.set_title(f"Fine-tuning {federation.num_participants} participants, "
+                     f"{num_rounds} rounds: loss against data uploaded")
+        if any(history.diverged for history in runs.values()):
+            return _run_status(runs)
+        return _message("; ".join(
+            f"{labels[name]}: loss {history.loss[-1]:.3g}, "
+            f"{history.bytes_up.sum() / 1e6:.3g} MB up" for name, history in runs.items()), "ok")
+
+    return Explorer(controls, compute, draw, figure, curves)
+
+
+def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rate=0.04,
+                num_rounds=100, lr=0.1, delta=1e-4, local_epochs=1, batch_size=None, seed=0):
+    """DP-FedAvg against FedAvg without privacy: loss above the pooled optimum's, per round.
+
+    Sliders: the noise multiplier z and the clipping norm S (log scale).  Runs:
+    `differential_privacy.dp_fedavg_run` (sampling rate q, noise z S on the sum) and plain FedAvg
+    with the same fraction q of participants per round (run once).  The status line gives ε at
+    `delta` after num_rounds rounds, and how many updates were clipped.
+    """
+    from . import differential_privacy as dp  # imported here: later modules load on first use
+    from .simulation import simulate
+
+    controls = {
+        "noise_multiplier": widgets.FloatSlider(noise_multiplier, min=0.0,
+                                                max=max(8.0, noise_multiplier), step=0.25,
+                                                description="noise multiplier z", **_SLIDER),
+        "clip_norm": widgets.FloatLogSlider(clip_norm, base=10, min=-3, max=1, step=0.25,
+                                            description="clip norm S", readout_format=".3g",
+                                            **_SLIDER)}
+    common = dict(num_rounds=num_rounds, lr=lr, local_epochs=local_epochs,
+                  batch_size=batch_size, seed=seed)
+    plain = simulate(federation, algorithm="fedavg", participation=sampling_rate, **common)
+    figure = _figure(figsize=(8, 4.5))
+    ax = figure.axes[0]
+    curves = {"FedAvg": LossCurve(ax, "FedAvg, no privacy", color="C1", linewidth=2),
+              "DP-FedAvg": LossCurve(ax, "DP-FedAvg", color="C3", linewidth=2)}
+    _loss_axes(ax, num_rounds, ylabel="loss − pooled optimum's loss")
+
+    def compute(noise_multiplier, clip_norm):
+        return dp.dp_fedavg_run(federation, clip_norm=clip_norm,
+                                noise_multiplier=noise_multiplier, sampling_rate=sampling_rate,
+                                delta=delta, **common)
+
+    def draw(run):
+        for name, history in (("FedAvg", plain), ("DP-FedAvg", run.history)):
+            excess = np.maximum(experiments.excess_loss(history, federation), EXCESS_FLOOR)
+            curves[name].set_data(np.arange(len(excess)), excess, history.diverged_at)
+        z, S = controls["noise_multiplier"].value, controls["clip_norm"].value
+        curves["DP-FedAvg"].line.set_label(f"DP-FedAvg, z = {z:g}, S = {S:.3g}")
+        ax.legend()
+        ax.set_title(f"DP-FedAvg: {federation.num_participants} participants, "
+                     f"sampling rate q = {sampling_rate:g}, lr = {lr:g}")
+        if run.history.diverged:
+            return _run_status({"DP-FedAvg": run.history})
+        privacy = ("ε = ∞ (z = 0 adds no noise: no privacy)" if math.isinf(run.epsilon)
+                   else f"ε = {run.epsilon:.3g} at δ = {delta:g}")
+        return _message(f"{privacy} after {run.history.num_rounds} rounds. Final loss "
+                        f"{run.history.loss[-1]:.3g} (without privacy {plain.loss[-1]:.3g}); "
+                        f"{run.clipped.mean():.0%} of the updates were clipped", "ok")
+
+    return Explorer(controls, compute, draw, figure, curves)

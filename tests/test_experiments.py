@@ -1,0 +1,105 @@
+"""fedlite.experiments: each run equals the split + simulate it stands for; client drift shows."""
+import numpy as np
+import pytest
+
+from fedlite import experiments, reference
+from fedlite.data import make_linear_data
+from fedlite.partition import make_concept_shift, split
+from fedlite.simulation import simulate
+
+
+@pytest.fixture
+def data():
+    X, y, _, _ = make_linear_data(80, 2, seed=0)
+    return X, y
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(algorithm="fedsgd"),
+    dict(algorithm="fedsgd", participation=0.5, scheme="quantity", alpha=0.5),
+    dict(algorithm="fedavg", local_epochs=2, batch_size=5, scheme="covariate"),
+    dict(algorithm="fedprox", local_epochs=2, mu=0.5, model="mlp", hidden=3),
+])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_convergence_run_is_split_then_simulate(data, kwargs, seed):
+    X, y = data
+    history = experiments.convergence_run(X, y, num_participants=4, lr=0.05, num_rounds=10,
+                                          seed=seed, **kwargs)
+    split_kwargs = {key: kwargs.pop(key) for key in ("scheme", "alpha") if key in kwargs}
+    federation = split(X, y, 4, seed=seed, **split_kwargs)
+    expected = simulate(federation, lr=0.05, num_rounds=10, seed=seed, **kwargs)
+    assert np.array_equal(history.loss, expected.loss)
+    assert np.array_equal(history.theta, expected.theta)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_participants=81), "num_participants"),
+    (dict(num_participants=10, algorithm="fedavg", batch_size=9), "batch_size"),
+    (dict(num_participants=4, lr=0.0), "lr"),
+])
+def test_convergence_run_passes_bad_combinations_on_as_value_errors(data, kwargs, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        experiments.convergence_run(X, y, **{"lr": 0.1, **kwargs})
+
+
+def test_local_epochs_runs_are_fedsgd_and_fedavg(data):
+    federation = split(*data, 4)
+    runs = experiments.local_epochs_runs(federation, local_epochs=5, lr=0.05, num_rounds=10)
+    assert list(runs) == ["FedSGD", "FedAvg"]
+    expected = simulate(federation, algorithm="fedavg", local_epochs=5, lr=0.05, num_rounds=10)
+    assert np.array_equal(runs["FedAvg"].loss, expected.loss)
+    assert np.array_equal(runs["FedSGD"].loss,
+                          simulate(federation, lr=0.05, num_rounds=10).loss)
+    # Five local steps per round: FedAvg gets further in the same rounds (and bytes).
+    assert runs["FedAvg"].loss[-1] < runs["FedSGD"].loss[-1]
+    assert np.array_equal(runs["FedAvg"].bytes_total, runs["FedSGD"].bytes_total)
+
+
+def test_pooled_optimum_is_least_squares():
+    federation, _, _ = make_concept_shift(4, 10, 3, spread=1.0, seed=2)
+    w, b = experiments.pooled_optimum(federation)
+    _, grad_w, grad_b = reference.linear_loss_grad(federation.X, federation.y, w, b)
+    np.testing.assert_allclose(grad_w, 0.0, atol=1e-12)
+    np.testing.assert_allclose(grad_b, 0.0, atol=1e-12)
+
+
+def test_excess_loss_and_distance_of_a_run():
+    federation, _, _ = make_concept_shift(4, 10, 2, spread=1.0, seed=1)
+    history = simulate(federation, lr=0.5, num_rounds=10)
+    w, b = experiments.pooled_optimum(federation)
+    best = reference.linear_loss_grad(federation.X, federation.y, w, b)[0]
+    np.testing.assert_allclose(experiments.excess_loss(history, federation),
+                               history.loss - best, rtol=1e-12)
+    assert (experiments.excess_loss(history, federation) > -1e-12).all()
+    w_end, b_end = history.params
+    assert experiments.distance_to_optimum(history, federation) == pytest.approx(
+        np.linalg.norm(np.append(w_end - w, b_end - b)))
+    mlp = simulate(federation, model="mlp", hidden=2, lr=0.1, num_rounds=1)
+    with pytest.raises(ValueError, match="linear"):
+        experiments.distance_to_optimum(mlp, federation)
+
+
+def test_drift_runs_show_client_drift_with_the_defaults():
+    """FedSGD heads for the pooled optimum; FedAvg settles away from it; FedProx(mu=1) closer."""
+    runs = experiments.drift_runs(spread=1.0, mu=1.0)
+    assert list(runs) == ["FedAvg", "FedProx", "FedSGD"]
+    federation = experiments.drift_federation(spread=1.0)
+    distance = {name: experiments.distance_to_optimum(h, federation) for name, h in runs.items()}
+    assert distance["FedSGD"] < distance["FedProx"] < distance["FedAvg"]
+    assert distance["FedAvg"] > 5 * distance["FedSGD"]
+    assert not any(h.diverged for h in runs.values())
+
+
+def test_drift_grows_with_spread_and_fedprox_with_mu_zero_is_fedavg():
+    small = dict(num_participants=4, samples_per_participant=10, num_features=2, num_rounds=10)
+    runs = experiments.drift_runs(spread=1.0, mu=0.0, **small)
+    assert np.array_equal(runs["FedProx"].loss, runs["FedAvg"].loss)
+
+    def fedavg_distance(spread):
+        history = experiments.drift_runs(spread=spread, mu=0.0, **small)["FedAvg"]
+        data_kwargs = {k: v for k, v in small.items() if k != "num_rounds"}
+        federation = experiments.drift_federation(spread=spread, **data_kwargs)
+        return experiments.distance_to_optimum(history, federation)
+
+    assert fedavg_distance(0.0) < fedavg_distance(1.0) < fedavg_distance(3.0)

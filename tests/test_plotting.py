@@ -1,0 +1,132 @@
+"""fedlite.plotting: every plot returns labelled Axes, draws the run's numbers, and never a NaN."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from fedlite import plotting
+from fedlite.data import make_linear_data, make_sine_data
+from fedlite.partition import split
+from fedlite.simulation import simulate
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def federation():
+    X, y, _, _ = make_linear_data(80, 2, seed=0)
+    return split(X, y, 4)
+
+
+@pytest.fixture(scope="module")
+def runs(federation):
+    return {"slow": simulate(federation, lr=0.05, num_rounds=10),
+            "fast": simulate(federation, lr=0.5, num_rounds=10),
+            "too fast": simulate(federation, lr=20.0, num_rounds=10)}
+
+
+def new_ax():
+    return Figure().subplots()
+
+
+def assert_labelled(ax):
+    assert isinstance(ax, Axes)
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+
+
+def all_ydata(ax):
+    return np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.lines])
+
+
+@pytest.mark.parametrize("x", ["rounds", "bytes"])
+def test_plot_loss_draws_each_history(runs, x):
+    ax = plotting.plot_loss(runs, x=x)
+    assert_labelled(ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(runs)
+    assert ax.get_yscale() == "log"
+    drawn = {line.get_label(): line for line in ax.lines}
+    for label, history in runs.items():
+        np.testing.assert_array_equal(drawn[label].get_ydata(), history.loss)
+    expected_x = (np.arange(11) if x == "rounds" else runs["slow"].bytes_total / 1e3)
+    np.testing.assert_allclose(drawn["slow"].get_xdata(), expected_x)
+    assert ax.get_xlabel() == ("round" if x == "rounds" else "data sent, both ways (kB)")
+    assert ax.get_ylabel() == "training loss (mean squared error / 2)"
+
+
+def test_plot_loss_marks_a_diverged_run_without_nan(runs):
+    diverged = runs["too fast"]
+    assert diverged.diverged
+    ax = plotting.plot_loss(diverged, ax=new_ax(), logy=False)
+    assert np.isfinite(all_ydata(ax)).all()
+    texts = [t.get_text() for t in ax.texts]
+    assert f"diverged at round {diverged.diverged_at}" in texts
+    marker = [line for line in ax.lines if line.get_marker() == "x"][0]
+    assert marker.get_xdata()[0] == diverged.diverged_at - 1  # the last finite round
+    assert marker.get_ydata()[0] == diverged.loss[-1]
+    assert ax.get_yscale() == "linear"
+
+
+def test_plot_loss_takes_one_history_a_list_or_labels(runs):
+    one = plotting.plot_loss(runs["slow"], ax=new_ax())
+    assert one.get_legend().get_texts()[0].get_text() == "FedSGD, lr=0.05"
+    two = plotting.plot_loss([runs["slow"], runs["fast"]], ax=new_ax(), labels=["a", "b"])
+    assert [t.get_text() for t in two.get_legend().get_texts()] == ["a", "b"]
+    with pytest.raises(ValueError, match="x must be"):
+        plotting.plot_loss(runs["slow"], ax=new_ax(), x="seconds")
+
+
+def test_bytes_unit_reads_well():
+    assert plotting.bytes_unit(999_999) == ("kB", 1e3)
+    assert plotting.bytes_unit(2e6) == ("MB", 1e6)
+
+
+def test_plot_participant_losses(runs):
+    history = runs["too fast"]
+    ax = plotting.plot_participant_losses(history)
+    assert_labelled(ax)
+    drawn = [line for line in ax.lines if len(line.get_ydata()) == len(history.loss)]
+    assert len(drawn) == 4 + 1  # every participant, then the global loss
+    np.testing.assert_array_equal(drawn[-1].get_ydata(), history.loss)
+    for k in range(4):
+        np.testing.assert_array_equal(drawn[k].get_ydata(), history.participant_loss[:, k])
+    assert np.isfinite(all_ydata(ax)).all()
+
+
+@pytest.mark.parametrize("K", [3, 12, 25])
+def test_plot_partition_colours_rows_by_owner(K):
+    X, y, _, _ = make_linear_data(60, 3, seed=1)
+    federation = split(X, y, K, scheme="quantity", alpha=1.0)
+    ax = plotting.plot_partition(federation, ax=new_ax(), feature=2)
+    assert_labelled(ax)
+    assert f"{K} participants" in ax.get_title()
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    assert len(points) == 60
+    assert set(map(tuple, points)) == set(zip(federation.X[:, 2], federation.y))
+    if K <= 20:
+        assert len(ax.get_legend().get_texts()) == K
+    else:
+        assert len(ax.figure.axes) == 2  # the colorbar
+    with pytest.raises(ValueError, match="feature"):
+        plotting.plot_partition(federation, ax=new_ax(), feature=3)
+
+
+def test_plot_sizes(federation):
+    ax = plotting.plot_sizes(federation)
+    assert_labelled(ax)
+    assert [patch.get_height() for patch in ax.patches] == list(federation.sizes)
+
+
+def test_plot_fit_1d_draws_the_prediction():
+    X, y = make_sine_data(30, seed=0)
+    ax = plotting.plot_fit_1d(X, y, np.sin)
+    assert_labelled(ax)
+    (curve,) = ax.lines
+    np.testing.assert_allclose(curve.get_ydata(), np.sin(curve.get_xdata()))
+    assert curve.get_xdata().min() == X.min() and curve.get_xdata().max() == X.max()
+    with pytest.raises(ValueError, match="1-feature"):
+        plotting.plot_fit_1d(np.ones((5, 2)), np.ones(5), np.sin)
