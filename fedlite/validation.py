@@ -45,7 +45,10 @@ def as_float(value, name):
         value = value.reshape(()).item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number (a scalar); got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite; got an integer too large for a float") from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite; got {value}")
     return value
