@@ -1,0 +1,245 @@
+"""What a model update leaks: recovering a participant's data from the gradient it sends.
+
+"The data never leave the participant" is true, but the gradient does, and it is a function of
+the data.  For one example (x, y) and the linear model y_hat = w·x + b, with r = y_hat - y:
+
+    ∂L/∂w = r x,   ∂L/∂b = r,   so   x = (∂L/∂w) / (∂L/∂b)   and   y = w·x + b - ∂L/∂b.
+
+The MLP's first layer leaks the same way: ∂L/∂W1[:, j] = x δ_j and ∂L/∂b1[j] = δ_j, so
+any hidden unit j with δ_j ≠ 0 gives x = ∂L/∂W1[:, j] / ∂L/∂b1[j].  On a batch the gradient
+is a mean over rows and the ratio mixes them, except (for the MLP) through a ReLU unit that
+only one row switched on.  `reconstruct_from_gradient` is the general attack of "Deep Leakage from
+Gradients" (Zhu et al. 2019): find rows whose gradient matches the observed one.
+
+Parameters are tuples as in `fedlite.models`: (w, b) for the linear model, (W1, b1, W2, b2) for
+the MLP; the attacker (the server) knows them, since it sent them.  Row order in a batch cannot
+be recovered, so errors are measured after matching each true row to a recovered one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from .validation import as_data, as_float, as_float_array, as_int
+
+EXACT = 1e-6  # a recovered row within this relative error counts as recovered exactly
+
+
+# ----------------------------------------------------------------------------- one example
+def invert_linear_gradient(grad_w, grad_b, w, b):
+    """(x, y) of the single example whose linear-model gradient is (grad_w, grad_b).
+
+    grad_w = r x and grad_b = r with r = w·x + b - y, so x = grad_w / grad_b and
+    y = w·x + b - grad_b.  Fails (ValueError) when grad_b = 0: a perfectly fitted example has a
+    zero gradient and leaks nothing.
+    """
+    grad_w = as_float_array(grad_w, "grad_w", 1)
+    grad_b = as_float(grad_b, "grad_b")
+    w = as_float_array(w, "w", 1, grad_w.shape)
+    if grad_b == 0:
+        raise ValueError("grad_b is 0: the example is fitted exactly, its gradient is zero "
+                         "and reveals nothing")
+    x = grad_w / grad_b
+    return x, float(w @ x + as_float(b, "b") - grad_b)
+
+
+def invert_mlp_gradient(grads, params):
+    """(x, y) of the single example whose MLP gradients are grads = (gW1, gb1, gW2, gb2).
+
+    For hidden unit j: gW1[:, j] = x δ_j and gb1[j] = δ_j, so x = gW1[:, j] / gb1[j]; we use
+    the unit with the largest |gb1[j]| (the best-conditioned division).  Then y = y_hat(x) - r
+    with r = gb2 (the output bias's gradient is the residual).
+    """
+    gW1, gb1, gW2, gb2 = grads
+    gW1 = as_float_array(gW1, "grad_W1", 2)
+    gb1 = as_float_array(gb1, "grad_b1", 1, (gW1.shape[1],))
+    j = int(np.argmax(np.abs(gb1)))
+    if gb1[j] == 0:
+        raise ValueError("grad_b1 is 0 for every hidden unit: no unit was active (or the "
+                         "example is fitted exactly), so the first layer reveals nothing")
+    x = gW1[:, j] / gb1[j]
+    y_hat = reference.mlp_predict(x[None, :], *params)[0]
+    return x, float(y_hat - as_float(gb2, "grad_b2"))
+
+
+def candidate_rows(grads):
+    """Every row the first layer's gradient points at: (num_candidates, d).
+
+    Linear model, grads = (grad_w, grad_b): the one ratio grad_w / grad_b.
+    MLP, grads = (gW1, gb1, gW2, gb2): gW1[:, j] / gb1[j] for every unit with gb1[j] ≠ 0.
+    On a batch, gW1[:, j] / gb1[j] = Σ_i δ_ij x_i / Σ_i δ_ij: a mixture of the rows, which is
+    exactly row i when unit j was switched on by row i alone.
+    """
+    if len(grads) == 2:
+        grad_w, grad_b = np.asarray(grads[0], np.float64), float(grads[1])
+        return (grad_w / grad_b)[None, :] if grad_b != 0 else np.empty((0, grad_w.size))
+    gW1, gb1 = np.asarray(grads[0], np.float64), np.asarray(grads[1], np.float64)
+    active = np.flatnonzero(np.abs(gb1) > 1e-12 * max(np.abs(gb1).max(), 1e-300))
+    return (gW1[:, active] / gb1[active]).T
+
+
+def model_grads(X, y, params):
+    """The gradients a participant holding rows (X, y) sends: a tuple shaped like params."""
+    if len(params) == 2:
+        _, grad_w, grad_b = reference.linear_loss_grad(X, y, *params)
+        return grad_w, grad_b
+    return reference.mlp_loss_grad(X, y, *params)[1]
+
+
+# ----------------------------------------------------------------------------- measuring
+def relative_errors(X_true, X_hat):
+    """For each true row, ||x_hat - x|| / ||x|| to the nearest recovered row, shape (n,)."""
+    X_true, X_hat = np.atleast_2d(X_true), np.atleast_2d(X_hat)
+    if X_hat.shape[0] == 0:
+        return np.ones(X_true.shape[0])  # nothing recovered: as bad as guessing zero
+    distances = np.linalg.norm(X_true[:, None, :] - X_hat[None, :, :], axis=2)
+    return distances.min(axis=1) / np.linalg.norm(X_true, axis=1)
+
+
+def match_rows(X_true, X_hat):
+    """Order of X_hat's rows that best lines them up with X_true's (greedy: closest pair first).
+
+    A gradient is a mean over rows, so it cannot tell which recovered row is which; we pair
+    the closest true/recovered rows, remove both, and repeat.  Returns (n,) indices into X_hat.
+    """
+    distances = np.linalg.norm(X_true[:, None, :] - X_hat[None, :, :], axis=2)
+    order = np.empty(len(X_true), dtype=np.int64)
+    for _ in range(len(X_true)):
+        i, j = np.unravel_index(np.argmin(distances), distances.shape)
+        order[i] = j
+        distances[i, :] = np.inf
+        distances[:, j] = np.inf
+    return order
+
+
+def reconstruction_error(X_true, X_hat):
+    """Mean relative error ||x_hat_i - x_i|| / ||x_i|| after matching rows (see `match_rows`)."""
+    X_true = np.atleast_2d(np.asarray(X_true, np.float64))
+    X_hat = np.atleast_2d(np.asarray(X_hat, np.float64))
+    if X_true.shape != X_hat.shape:
+        raise ValueError(f"X_hat must have the shape of X_true {X_true.shape}; got {X_hat.shape}")
+    aligned = X_hat[match_rows(X_true, X_hat)]
+    return float(np.mean(np.linalg.norm(aligned - X_true, axis=1)
+                         / np.linalg.norm(X_true, axis=1)))
+
+
+@dataclass
+class LeakageCurve:
+    """How much the first-layer ratio attack recovers, per batch size (mean over trials).
+
+    error      (B,) mean over rows of the relative error to the nearest candidate row
+    recovered  (B,) fraction of rows recovered exactly (relative error < EXACT)
+    """
+
+    batch_sizes: np.ndarray
+    error: np.ndarray
+    recovered: np.ndarray
+
+
+def leakage_vs_batch_size(X, y, params, batch_sizes, *, num_trials=20, seed=0):
+    """Run the ratio attack (`candidate_rows`) on random batches of (X, y) of each size.
+
+    For each batch size B, draw num_trials batches of B distinct rows (seeded), compute the
+    gradient the participant would send, and score the candidates against the true rows.
+    Returns a `LeakageCurve`.  Linear model: exact at B = 1, a blend of rows from B = 2 on.
+    """
+    X, y = as_data(X, y)
+    num_trials = as_int(num_trials, "num_trials", minimum=1)
+    sizes = np.array([as_int(B, "batch_sizes", 1, len(y)) for B in batch_sizes], dtype=np.int64)
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+    error, recovered = np.zeros((len(sizes), num_trials)), np.zeros((len(sizes), num_trials))
+    for s, B in enumerate(sizes):
+        for trial in range(num_trials):
+            rows = rng.choice(len(y), size=B, replace=False)
+            grads = model_grads(X[rows], y[rows], params)
+            errors = relative_errors(X[rows], candidate_rows(grads))
+            error[s, trial] = np.minimum(errors, 1.0).mean()
+            recovered[s, trial] = np.mean(errors < EXACT)
+    error, recovered = error.mean(axis=1), recovered.mean(axis=1)
+    return LeakageCurve(sizes, error, recovered)
+
+
+# ----------------------------------------------------------------------------- gradient matching
+def matching_loss_grad(X, y, params, target):
+    """D = ||g(X, y) - target||² summed over every gradient array, and (∂D/∂X, ∂D/∂y).
+
+    Linear (params (w, b)): g = (Xᵀ r / n, Σ r / n), r = X w + b - y, errors e_w, e_b:
+        ∂D/∂x_i = (2/n) (r_i e_w + (x_i·e_w + e_b) w),   ∂D/∂y_i = -(2/n) (x_i·e_w + e_b).
+    MLP (params (W1, b1, W2, b2)): with M = [Z > 0], δ = (r W2ᵀ) ⊙ M and errors E1, e1, e2, e3
+    of (gW1, gb1, gW2, gb2), differentiate once more ("double backprop"):
+        c = ((X E1 + e1) ⊙ M) W2 + A e2 + e3          (how D moves with each residual r_i)
+        ∂D/∂X = (2/n) (δ E1ᵀ + ((r e2ᵀ + c W2ᵀ) ⊙ M) W1ᵀ),   ∂D/∂y = -(2/n) c.
+    (The ReLU mask M is piecewise constant, so it has no derivative of its own.)
+    """
+    n = X.shape[0]
+    if len(params) == 2:
+        w, b = params
+        r = X @ w + b - y
+        e_w, e_b = X.T @ r / n - target[0], r.sum() / n - target[1]
+        along = X @ e_w + e_b
+        return (e_w @ e_w + e_b ** 2, 2 / n * (np.outer(r, e_w) + np.outer(along, w)),
+                -2 / n * along)
+    W1, b1, W2, b2 = params
+    Z = X @ W1 + b1
+    M = (Z > 0).astype(np.float64)
+    A = Z * M
+    r = A @ W2 + b2 - y
+    delta = np.outer(r, W2) * M
+    E1, e1 = X.T @ delta / n - target[0], delta.sum(axis=0) / n - target[1]
+    e2, e3 = A.T @ r / n - target[2], r.sum() / n - target[3]
+    D = np.sum(E1 ** 2) + e1 @ e1 + e2 @ e2 + e3 ** 2
+    c = ((X @ E1 + e1) * M) @ W2 + A @ e2 + e3
+    dX = 2 / n * (delta @ E1.T + ((np.outer(r, e2) + np.outer(c, W2)) * M) @ W1.T)
+    return D, dX, -2 / n * c
+
+
+@dataclass
+class Reconstruction:
+    """The result of `reconstruct_from_gradient`: recovered rows and how the matching went."""
+
+    X: np.ndarray           # (B, d) recovered inputs
+    y: np.ndarray           # (B,) recovered targets
+    matching_loss: np.ndarray  # (num_iterations + 1,) D after each step
+
+
+def reconstruct_from_gradient(target, params, batch_size, num_features, *, num_iterations=1000,
+                              lr=0.3, num_restarts=1, seed=0):
+    """Deep Leakage from Gradients: rows (X', y') whose gradient matches `target`.
+
+    From seeded N(0, 1) guesses, minimise D(X', y') = ||g(X', y') - target||²
+    (`matching_loss_grad`) with Adam, step lr decayed to 0 along a cosine; restart
+    num_restarts times from fresh guesses and keep the run with the smallest D.  Zhu et al. use
+    L-BFGS on images; the idea is the same.  target: the observed gradients, a tuple shaped like
+    params.  Returns a `Reconstruction`; score it with `reconstruction_error(X_true, result.X)`.
+    """
+    B = as_int(batch_size, "batch_size", minimum=1)
+    d = as_int(num_features, "num_features", minimum=1)
+    num_iterations = as_int(num_iterations, "num_iterations", minimum=1)
+    lr = as_float(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0; got {lr}")
+    num_restarts = as_int(num_restarts, "num_restarts", minimum=1)
+    children = np.random.SeedSequence(as_int(seed, "seed", minimum=0)).spawn(num_restarts)
+    runs = [_match_gradient(target, params, B, d, num_iterations, lr, np.random.default_rng(c))
+            for c in children]
+    return min(runs, key=lambda run: run.matching_loss[-1])
+
+
+def _match_gradient(target, params, B, d, num_iterations, lr, rng):
+    """One run of Adam on D from a fresh N(0, 1) guess: a `Reconstruction`."""
+    guess = rng.standard_normal(B * (d + 1))           # [X' row by row, y']
+    m, v = np.zeros_like(guess), np.zeros_like(guess)
+    losses = np.empty(num_iterations + 1)
+    for t in range(1, num_iterations + 2):
+        D, dX, dy = matching_loss_grad(guess[:B * d].reshape(B, d), guess[B * d:], params, target)
+        losses[t - 1] = D
+        if t == num_iterations + 1:
+            break
+        g = np.concatenate([dX.ravel(), dy])
+        m = 0.9 * m + 0.1 * g                          # Adam: running mean of the gradient
+        v = 0.999 * v + 0.001 * g * g                  # ... and of its square
+        step = lr * 0.5 * (1 + np.cos(np.pi * t / num_iterations))   # cosine decay to 0
+        guess -= step * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
+    return Reconstruction(guess[:B * d].reshape(B, d).copy(), guess[B * d:].copy(), losses)

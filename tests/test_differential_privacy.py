@@ -1,0 +1,177 @@
+"""fedlite.differential_privacy: clipping bounds, the noise's standard deviation, DP-FedAvg in
+the simulator, the RDP accountant against dp-accounting, and the attack under DP."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fedlite
+from fedlite import differential_privacy as dp
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "dp_reference.json").read_text())
+
+
+# ----------------------------------------------------------------------------- clipping
+@pytest.mark.parametrize("S", [0.01, 1.0, 50.0])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_clipped_updates_have_norm_at_most_s_and_keep_their_direction(S, scale, rng):
+    U = rng.normal(size=(40, 7)) * scale * rng.uniform(0.1, 10, size=(40, 1))
+    C = dp.clip_by_norm(U, S)
+    norms, original = np.linalg.norm(C, axis=1), np.linalg.norm(U, axis=1)
+    assert np.all(norms <= S * (1 + 1e-12))
+    np.testing.assert_allclose(norms, np.minimum(original, S), rtol=1e-12)
+    np.testing.assert_allclose(C / norms[:, None], U / original[:, None], rtol=1e-12)
+    small = original <= S
+    assert np.array_equal(C[small], U[small])               # short updates are left alone
+
+
+def test_clip_factor_and_one_vector():
+    assert dp.clip_factor(4.0, 2.0) == 0.5 and dp.clip_factor(1.0, 2.0) == 1.0
+    np.testing.assert_allclose(dp.clip_by_norm([3.0, 4.0], 1.0), [0.6, 0.8])
+    np.testing.assert_array_equal(dp.clip_by_norm(np.zeros(3), 1.0), np.zeros(3))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dp.clip_by_norm([1.0], 0.0), "clip_norm"),
+    (lambda: dp.clip_by_norm([1.0], -1.0), "clip_norm"),
+    (lambda: dp.clip_factor(1.0, 0), "clip_norm"),
+    (lambda: dp.DPAggregator(0.0, 1.0), "clip_norm"),
+    (lambda: dp.DPAggregator(1.0, -0.5), "noise_multiplier"),
+    (lambda: dp.DPAggregator(1.0, 1.0, sampling_rate=1.5), "sampling_rate"),
+    (lambda: dp.DPAggregator(1.0, 1.0, sampling_rate=0.0), "sampling_rate"),
+    (lambda: dp.epsilon(0.1, -1.0, 10, 1e-5), "noise_multiplier"),
+    (lambda: dp.epsilon(1.1, 1.0, 10, 1e-5), "sampling_rate"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 0.0), "delta"),
+    (lambda: dp.epsilon(0.1, 1.0, -1, 1e-5), "rounds"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[1.5, 2]), "orders")])
+def test_bad_arguments_raise_value_errors_naming_them(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ----------------------------------------------------------------------------- the aggregator
+def run_aggregator(aggregator, reports, round_number=1, seed=0):
+    aggregator.start(len(reports), reports.shape[1], np.random.SeedSequence(seed))
+    m = len(reports)
+    return aggregator.aggregate(reports, np.ones(m), np.arange(m), round_number)
+
+
+@pytest.mark.parametrize("z,S,q", [(1.0, 1.0, 1.0), (0.5, 3.0, 1.0), (2.0, 0.1, 0.5)])
+def test_empirical_noise_std_matches_z_s_over_q_m(z, S, q):
+    m, P = 8, 40000
+    mean, _ = run_aggregator(dp.DPAggregator(S, z, sampling_rate=q), np.zeros((m, P)))
+    expected = dp.noise_std(S, z, q * m)
+    assert expected == pytest.approx(z * S / (q * m))
+    assert np.std(mean) == pytest.approx(expected, rel=0.02)   # 40000 samples: ~0.35% error
+    assert abs(np.mean(mean)) < 4 * expected / np.sqrt(P)
+
+
+def test_noiseless_dp_mean_is_the_mean_of_clipped_reports(rng):
+    reports = rng.normal(size=(5, 4)) * 3
+    mean, sent = run_aggregator(dp.DPAggregator(1.0, 0.0), reports)
+    np.testing.assert_allclose(mean, dp.clip_by_norm(reports, 1.0).mean(axis=0), rtol=1e-14)
+    assert np.linalg.norm(mean) <= 1.0 and sent == 5 * 4 * 8
+
+
+def test_poisson_sampling_keeps_about_q_of_the_participants():
+    aggregator = dp.DPAggregator(1.0, 0.0, sampling_rate=0.3)
+    aggregator.start(1000, 2, np.random.SeedSequence(0))
+    for r in range(1, 6):
+        _, sent = aggregator.aggregate(np.ones((1000, 2)), np.ones(1000), np.arange(1000), r)
+        assert sent == len(aggregator.sampled[-1]) * 2 * 8
+    assert np.mean([len(s) for s in aggregator.sampled]) == pytest.approx(300, rel=0.1)
+
+
+def equal_federation(K=5, n_per=8, seed=0):
+    X, y, _, _ = fedlite.make_linear_data(K * n_per, 3, seed=seed)
+    return fedlite.split(X, y, K, scheme="iid", seed=seed)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_no_noise_and_a_huge_clip_norm_is_plain_fedavg_on_equal_participants(model):
+    fed = equal_federation()
+    kwargs = dict(model=model, algorithm="fedavg", num_rounds=5, lr=0.05, local_epochs=2,
+                  batch_size=4, participation=0.6, hidden=4, seed=1)
+    plain = fedlite.simulate(fed, **kwargs)
+    private = fedlite.simulate(fed, aggregator=dp.DPAggregator(1e12, 0.0), **kwargs)
+    np.testing.assert_allclose(private.loss, plain.loss, rtol=1e-12)
+    np.testing.assert_allclose(private.theta, plain.theta, rtol=1e-12, atol=1e-14)
+
+
+def test_same_seed_same_history_and_the_seed_changes_the_noise():
+    fed = equal_federation()
+    run = lambda seed: fedlite.simulate(                                       # noqa: E731
+        fed, algorithm="fedavg", num_rounds=4, lr=0.1, seed=seed,
+        aggregator=dp.DPAggregator(0.5, 1.0, sampling_rate=0.6))
+    a, b, c = run(0), run(0), run(1)
+    assert np.array_equal(a.loss, b.loss) and np.array_equal(a.theta, b.theta)
+    assert not np.array_equal(a.theta, c.theta)
+
+
+def test_dp_fedavg_run_returns_the_history_and_its_epsilon():
+    run = dp.dp_fedavg_run(equal_federation(), clip_norm=0.01, noise_multiplier=1.0,
+                           sampling_rate=0.4, num_rounds=3, lr=0.1, delta=1e-3)
+    assert run.history.num_rounds == 3 and run.epsilon == dp.epsilon(0.4, 1.0, 3, 1e-3)
+    assert run.clipped.shape == (3,) and run.clipped.max() == 1.0   # every update is clipped
+
+
+# ----------------------------------------------------------------------------- the accountant
+@pytest.mark.parametrize("row", REFERENCE["rows"],
+                         ids=lambda r: f"q{r['q']}-z{r['z']}-R{r['rounds']}-d{r['delta']}")
+def test_epsilon_agrees_with_dp_accounting_within_one_percent(row):
+    eps = dp.epsilon(row["q"], row["z"], row["rounds"], row["delta"])
+    assert eps == pytest.approx(row["eps_integer_orders"], rel=0.01, abs=1e-12)
+    # dp-accounting's default orders add fractional ones, so its epsilon can only be smaller
+    assert eps >= row["eps_default_orders"] * (1 - 1e-9)
+
+
+def test_the_reference_used_our_orders():
+    assert tuple(REFERENCE["orders"]) == dp.ORDERS
+
+
+def test_accountant_edge_cases_and_monotonicity():
+    assert dp.epsilon(0.0, 1.0, 100, 1e-5) == 0.0                 # nobody sampled
+    assert dp.epsilon(0.1, 1.0, 0, 1e-5) == 0.0                   # nothing released yet
+    assert dp.epsilon(0.1, 0.0, 1, 1e-5) == np.inf                # no noise, no privacy
+    alphas = np.array(dp.ORDERS, dtype=float)
+    np.testing.assert_allclose(dp.rdp_sampled_gaussian(1.0, 2.0), alphas / 8)
+    rounds = [dp.epsilon(0.05, 1.0, R, 1e-5) for R in (1, 10, 100, 1000)]
+    noises = [dp.epsilon(0.05, z, 100, 1e-5) for z in (0.7, 1.0, 2.0, 4.0)]
+    rates = [dp.epsilon(q, 1.0, 100, 1e-5) for q in (0.01, 0.05, 0.2, 1.0)]
+    assert np.all(np.diff(rounds) > 0) and np.all(np.diff(noises) < 0)
+    assert np.all(np.diff(rates) > 0)
+
+
+def test_subsampling_amplifies_privacy():
+    """Sampling with rate q costs much less than q times the full-participation RDP... at low
+    orders it is about q² α / z² (Mironov et al. 2019), far below α / (2 z²)."""
+    full = dp.rdp_sampled_gaussian(1.0, 1.0, orders=[2])[0]
+    sampled = dp.rdp_sampled_gaussian(0.01, 1.0, orders=[2])[0]
+    assert sampled < 0.01 * full
+
+
+# ----------------------------------------------------------------------------- the attack
+def test_clipping_alone_does_not_stop_the_inversion_but_noise_does():
+    X, y, _, _ = fedlite.make_linear_data(30, 4, seed=0)
+    exact = dp.attack_errors(X, y, clip_norm=1e9, noise_multiplier=0.0, num_trials=4)
+    clipped = dp.attack_errors(X, y, clip_norm=0.01, noise_multiplier=0.0, num_trials=4)
+    noised = dp.attack_errors(X, y, clip_norm=0.01, noise_multiplier=1.0, num_trials=4)
+    assert exact.max() < 1e-12 and clipped.max() < 1e-10
+    assert np.median(noised) > 0.5
+
+
+# ----------------------------------------------------------------------------- the explorer
+def test_dp_explorer_draws_the_run_of_its_sliders():
+    widgets = pytest.importorskip("fedlite.widgets")
+    fed = equal_federation(K=20, n_per=5)
+    explorer = widgets.dp_explorer(fed, sampling_rate=0.5, num_rounds=5, delta=1e-3)
+    run = dp.dp_fedavg_run(fed, clip_norm=0.1, noise_multiplier=1.0, sampling_rate=0.5,
+                           num_rounds=5, lr=0.1, delta=1e-3)
+    assert np.array_equal(explorer.result.history.loss, run.history.loss)
+    assert f"ε = {run.epsilon:.3g}" in explorer.status.value
+    before = explorer.png
+    explorer.controls["noise_multiplier"].value = 0.0
+    assert explorer.png != before and "ε = ∞" in explorer.status.value
+    explorer.controls["clip_norm"].value = 2.0
+    assert explorer.result.history.config["num_rounds"] == 5
