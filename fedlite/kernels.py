@@ -53,51 +53,47 @@ def linear_rows(X, y, w, b, start, stop, grad_w):
 
 
 @jit
-def linear_finish(n, partial_w, partial_s):
+def linear_chunk(X, y, w, b, bounds, c, partial):
+    """Chunk c's partial sums into row c of partial (num_chunks, d + 2): [Σ r x, Σ r², Σ r]."""
+    d = X.shape[1]
+    row = partial[c]  # a 1-D row, then sliced: numba keeps it contiguous, so loops vectorise
+    sum_sq, sum_r = linear_rows(X, y, w, b, bounds[c], bounds[c + 1], row[:d])
+    row[d] = sum_sq
+    row[d + 1] = sum_r
+
+
+@jit
+def linear_finish(n, partial):
     """Add the chunks' partial sums in chunk order and divide by n: (loss, grad_w, grad_b).
 
     L = Σ r² / (2n),  ∂L/∂w = Σ r x / n,  ∂L/∂b = Σ r / n.
     """
-    d = partial_w.shape[1]
-    grad_w = np.zeros(d)
-    sum_sq = 0.0
-    sum_r = 0.0
-    for c in range(partial_w.shape[0]):
-        for j in range(d):
-            grad_w[j] += partial_w[c, j]
-        sum_sq += partial_s[c, 0]
-        sum_r += partial_s[c, 1]
-    for j in range(d):
-        grad_w[j] /= n
-    return sum_sq / (2.0 * n), grad_w, sum_r / n
+    d = partial.shape[1] - 2
+    total = np.zeros(d + 2)
+    for c in range(partial.shape[0]):
+        for j in range(d + 2):
+            total[j] += partial[c, j]
+    return total[d] / (2.0 * n), total[:d] / n, total[d + 1] / n
 
 
 @jit_entry
 def linear_loss_grad_serial(X, y, w, b):
     """(loss, grad_w (d,), grad_b) of the mean squared loss, one thread."""
     bounds = chunk_bounds(X.shape[0])
-    num_chunks = bounds.shape[0] - 1
-    partial_w = np.zeros((num_chunks, X.shape[1]))
-    partial_s = np.zeros((num_chunks, 2))
-    for c in range(num_chunks):
-        sum_sq, sum_r = linear_rows(X, y, w, b, bounds[c], bounds[c + 1], partial_w[c])
-        partial_s[c, 0] = sum_sq
-        partial_s[c, 1] = sum_r
-    return linear_finish(X.shape[0], partial_w, partial_s)
+    partial = np.zeros((bounds.shape[0] - 1, X.shape[1] + 2))
+    for c in range(partial.shape[0]):
+        linear_chunk(X, y, w, b, bounds, c, partial)
+    return linear_finish(X.shape[0], partial)
 
 
 @jit_parallel
 def linear_loss_grad_parallel(X, y, w, b):
     """Same result as `linear_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
     bounds = chunk_bounds(X.shape[0])
-    num_chunks = bounds.shape[0] - 1
-    partial_w = np.zeros((num_chunks, X.shape[1]))
-    partial_s = np.zeros((num_chunks, 2))
-    for c in prange(num_chunks):
-        sum_sq, sum_r = linear_rows(X, y, w, b, bounds[c], bounds[c + 1], partial_w[c])
-        partial_s[c, 0] = sum_sq
-        partial_s[c, 1] = sum_r
-    return linear_finish(X.shape[0], partial_w, partial_s)
+    partial = np.zeros((bounds.shape[0] - 1, X.shape[1] + 2))
+    for c in prange(partial.shape[0]):
+        linear_chunk(X, y, w, b, bounds, c, partial)
+    return linear_finish(X.shape[0], partial)
 
 
 # ----------------------------------------------------------------------------- MLP
@@ -161,24 +157,29 @@ def mlp_rows(X, y, W1, b1, W2, b2, start, stop, grad_W1, grad_b1, grad_W2):
 
 
 @jit
-def mlp_finish(n, partial_W1, partial_b1, partial_W2, partial_s):
+def mlp_chunk(X, y, W1, b1, W2, b2, bounds, c, partial):
+    """Chunk c's partial sums into row c of partial (num_chunks, d*h + 2h + 2):
+    [Σ ∂/∂W1 (row by row), Σ ∂/∂b1, Σ ∂/∂W2, Σ r², Σ r]."""
+    d, h = W1.shape
+    row = partial[c]
+    sum_sq, sum_r = mlp_rows(X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1],
+                             row[:d * h].reshape((d, h)), row[d * h:d * h + h],
+                             row[d * h + h:d * h + 2 * h])
+    row[d * h + 2 * h] = sum_sq
+    row[d * h + 2 * h + 1] = sum_r
+
+
+@jit
+def mlp_finish(n, partial, d, h):
     """Add the chunks' partial sums in chunk order and divide by n."""
-    num_chunks, d, h = partial_W1.shape
-    grad_W1 = np.zeros((d, h))
-    grad_b1 = np.zeros(h)
-    grad_W2 = np.zeros(h)
-    sum_sq = 0.0
-    sum_r = 0.0
-    for c in range(num_chunks):
-        for k in range(d):
-            for j in range(h):
-                grad_W1[k, j] += partial_W1[c, k, j]
-        for j in range(h):
-            grad_b1[j] += partial_b1[c, j]
-            grad_W2[j] += partial_W2[c, j]
-        sum_sq += partial_s[c, 0]
-        sum_r += partial_s[c, 1]
-    return sum_sq / (2.0 * n), grad_W1 / n, grad_b1 / n, grad_W2 / n, sum_r / n
+    P = partial.shape[1]
+    total = np.zeros(P)
+    for c in range(partial.shape[0]):
+        for p in range(P):
+            total[p] += partial[c, p]
+    grad_W1 = total[:d * h].reshape((d, h)) / n
+    return (total[P - 2] / (2.0 * n), grad_W1, total[d * h:d * h + h] / n,
+            total[d * h + h:d * h + 2 * h] / n, total[P - 1] / n)
 
 
 @jit_entry
@@ -186,17 +187,10 @@ def mlp_loss_grad_serial(X, y, W1, b1, W2, b2):
     """(loss, grad_W1, grad_b1, grad_W2, grad_b2) of the mean squared loss, one thread."""
     d, h = W1.shape
     bounds = chunk_bounds(X.shape[0])
-    num_chunks = bounds.shape[0] - 1
-    partial_W1 = np.zeros((num_chunks, d, h))
-    partial_b1 = np.zeros((num_chunks, h))
-    partial_W2 = np.zeros((num_chunks, h))
-    partial_s = np.zeros((num_chunks, 2))
-    for c in range(num_chunks):
-        sum_sq, sum_r = mlp_rows(X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1],
-                                 partial_W1[c], partial_b1[c], partial_W2[c])
-        partial_s[c, 0] = sum_sq
-        partial_s[c, 1] = sum_r
-    return mlp_finish(X.shape[0], partial_W1, partial_b1, partial_W2, partial_s)
+    partial = np.zeros((bounds.shape[0] - 1, d * h + 2 * h + 2))
+    for c in range(partial.shape[0]):
+        mlp_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
+    return mlp_finish(X.shape[0], partial, d, h)
 
 
 @jit_parallel
@@ -204,14 +198,7 @@ def mlp_loss_grad_parallel(X, y, W1, b1, W2, b2):
     """Same result as `mlp_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
     d, h = W1.shape
     bounds = chunk_bounds(X.shape[0])
-    num_chunks = bounds.shape[0] - 1
-    partial_W1 = np.zeros((num_chunks, d, h))
-    partial_b1 = np.zeros((num_chunks, h))
-    partial_W2 = np.zeros((num_chunks, h))
-    partial_s = np.zeros((num_chunks, 2))
-    for c in prange(num_chunks):
-        sum_sq, sum_r = mlp_rows(X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1],
-                                 partial_W1[c], partial_b1[c], partial_W2[c])
-        partial_s[c, 0] = sum_sq
-        partial_s[c, 1] = sum_r
-    return mlp_finish(X.shape[0], partial_W1, partial_b1, partial_W2, partial_s)
+    partial = np.zeros((bounds.shape[0] - 1, d * h + 2 * h + 2))
+    for c in prange(partial.shape[0]):
+        mlp_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
+    return mlp_finish(X.shape[0], partial, d, h)
