@@ -5,11 +5,17 @@ L = 1/(2n) Σ_i (y_hat_i - y_i)².  Inputs are validated and converted to float6
 compiled kernel from `fedlite.kernels` does the work in one pass over the rows (on several
 threads when there are enough rows for that to pay).  Results do not depend on the thread
 count: see `fedlite.kernels`.
+
+NaN and inf in X or y are looked for only when the result comes out non-finite: any such
+value reaches the loss or a gradient (the kernels keep IEEE semantics: inf·0 = NaN, and relu
+keeps a NaN), so this finds every bad input without a second pass over X on the normal path.
 """
 from __future__ import annotations
 
 from . import kernels
-from .validation import as_data, as_float, as_float_array
+import numpy as np
+
+from .validation import as_data, as_float, as_float_array, check_finite_values
 
 PARALLEL_MIN_ROWS = 2 * kernels.CHUNK_ROWS  # below this one thread is faster (prange costs ~10 µs)
 
@@ -20,12 +26,14 @@ def linear_loss_grad(X, y, w, b):
     X (n, d), y (n,), w (d,), b scalar.  Returns (loss, grad_w (d,), grad_b float) with
     loss = 1/(2n) Σ_i (w·x_i + b - y_i)², grad_w = Xᵀ r / n, grad_b = Σ r / n, r = X w + b - y.
     """
-    X, y = as_data(X, y)
+    X, y = as_data(X, y, check_finite=False)
     w = as_float_array(w, "w", 1, (X.shape[1],))
     b = as_float(b, "b")
     kernel = (kernels.linear_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
               else kernels.linear_loss_grad_serial)
-    loss, grad_w, grad_b = kernel(X, y, w, b)
+    with np.errstate(all="ignore"):  # only matters with NUMBA_DISABLE_JIT=1
+        loss, grad_w, grad_b = kernel(X, y, w, b)
+    _refuse_non_finite_data(X, y, loss, grad_w, grad_b)
     return float(loss), grad_w, float(grad_b)
 
 
@@ -36,7 +44,7 @@ def mlp_loss_grad(X, y, W1, b1, W2, b2):
     Returns (loss, (grad_W1 (d, h), grad_b1 (h,), grad_W2 (h,), grad_b2 float)), loss as above.
     The derivative of relu at exactly 0 is taken as 0 (as numpy's `Z > 0` mask does).
     """
-    X, y = as_data(X, y)
+    X, y = as_data(X, y, check_finite=False)
     W1 = as_float_array(W1, "W1", 2, (X.shape[1], "h"))
     h = W1.shape[1]
     b1 = as_float_array(b1, "b1", 1, (h,))
@@ -44,5 +52,15 @@ def mlp_loss_grad(X, y, W1, b1, W2, b2):
     b2 = as_float(b2, "b2")
     kernel = (kernels.mlp_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
               else kernels.mlp_loss_grad_serial)
-    loss, grad_W1, grad_b1, grad_W2, grad_b2 = kernel(X, y, W1, b1, W2, b2)
+    with np.errstate(all="ignore"):  # only matters with NUMBA_DISABLE_JIT=1
+        loss, grad_W1, grad_b1, grad_W2, grad_b2 = kernel(X, y, W1, b1, W2, b2)
+    _refuse_non_finite_data(X, y, loss, grad_W1, grad_b1, grad_W2, grad_b2)
     return float(loss), (grad_W1, grad_b1, grad_W2, float(grad_b2))
+
+
+def _refuse_non_finite_data(X, y, *results):
+    """If any result is NaN/inf, raise ValueError naming X or y if they hold a NaN/inf."""
+    if all(np.isfinite(r).all() for r in results):
+        return
+    check_finite_values(X, "X")
+    check_finite_values(y, "y")

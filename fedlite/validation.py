@@ -11,10 +11,12 @@ import numbers
 import numpy as np
 
 
-def as_float_array(value, name, ndim, shape=None):
+def as_float_array(value, name, ndim, shape=None, check_finite=True):
     """`value` as a C-contiguous float64 array with `ndim` dims, finite, non-empty.
 
     `shape` names or fixes each size, e.g. ("n", 3): an int must match, a string only names it.
+    check_finite=False skips the scan for NaN/inf (a full extra pass over a large X); the
+    caller must then scan with `check_finite` when a result comes out non-finite.
     """
     expected = _shape_text(name, ndim, shape)
     try:
@@ -34,9 +36,15 @@ def as_float_array(value, name, ndim, shape=None):
             if isinstance(want, int) and size != want:
                 raise ValueError(f"{name} must have shape {expected}; got {array.shape}")
     array = np.ascontiguousarray(array, dtype=np.float64)
+    if check_finite:
+        check_finite_values(array, name)
+    return array
+
+
+def check_finite_values(array, name):
+    """Raise ValueError if the float array holds a NaN or an inf."""
     if not np.isfinite(array).all():
         raise ValueError(f"{name} must contain only finite numbers (no NaN or inf)")
-    return array
 
 
 def as_float(value, name):
@@ -66,10 +74,10 @@ def as_int(value, name, minimum=None, maximum=None):
     return value
 
 
-def as_data(X, y):
-    """Check a data set: X (n, d) and y (n,), returned as float64."""
-    X = as_float_array(X, "X", 2, ("n", "d"))
-    y = as_float_array(y, "y", 1, (X.shape[0],))
+def as_data(X, y, check_finite=True):
+    """Check a data set: X (n, d) and y (n,), returned as float64 (see as_float_array)."""
+    X = as_float_array(X, "X", 2, ("n", "d"), check_finite)
+    y = as_float_array(y, "y", 1, (X.shape[0],), check_finite)
     return X, y
 
 

@@ -138,7 +138,9 @@ def all_kernels(n, d=3, h=5, seed=0):
 
 @pytest.mark.parametrize("n", MANY_CHUNKS)
 def test_serial_and_parallel_give_the_same_bits(n):
-    assert len(kernels.chunk_bounds(n)) > 2  # really several chunks
+    # Really several chunks.  (The plain-Python chunk_bounds: calling the compiled helper from
+    # Python can fail with "NRT_adapt_ndarray_to_python: descr is NULL" for some cache states.)
+    assert len(getattr(kernels.chunk_bounds, "py_func", kernels.chunk_bounds)(n)) > 2
     results = {name: kernel(*args) for name, kernel, args in all_kernels(n)}
     assert_same_bits(results["linear serial"], results["linear parallel"])
     assert_same_bits(results["mlp serial"], results["mlp parallel"])

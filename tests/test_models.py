@@ -266,3 +266,28 @@ def test_public_functions_pick_the_parallel_kernel_for_many_rows(monkeypatch, n,
         assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
 
     assert calls == [f"linear_loss_grad_{expected}", f"mlp_loss_grad_{expected}"]
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("row", [0, 70, 9000])
+def test_non_finite_data_is_found_even_when_the_model_hides_it(bad, row):
+    """The scan for NaN/inf in X and y runs only when a result is non-finite: check that every
+    bad value does reach a result, even with zero weights or ReLUs that are all switched off."""
+    rng = np.random.default_rng(0)
+    n, d, h = 9001, 3, 4
+    X, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    X_bad = X.copy()
+    X_bad[row, 1] = bad
+    y_bad = y.copy()
+    y_bad[row] = bad
+    for w in (np.zeros(d), np.ones(d)):
+        with pytest.raises(ValueError, match="X must contain only finite"):
+            fedlite.linear_loss_grad(X_bad, y, w, 0.0)
+        with pytest.raises(ValueError, match="y must contain only finite"):
+            fedlite.linear_loss_grad(X, y_bad, w, 0.0)
+    W1_all_off = np.full((d, h), 1.0) * (-1.0 if bad == np.inf else 1.0)  # drives z to -inf
+    for W1 in (np.zeros((d, h)), W1_all_off, rng.normal(size=(d, h))):
+        with pytest.raises(ValueError, match="X must contain only finite"):
+            fedlite.mlp_loss_grad(X_bad, y, W1, np.zeros(h), np.ones(h), 0.0)
+        with pytest.raises(ValueError, match="y must contain only finite"):
+            fedlite.mlp_loss_grad(X, y_bad, W1, np.zeros(h), np.ones(h), 0.0)
