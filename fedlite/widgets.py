@@ -374,7 +374,7 @@ def _message(text, kind):
 
 
 def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank=4,
-                         num_rounds=20, lr=0.03, lora_lr=3.0, local_epochs=2, batch_size=20,
+                         num_rounds=20, lr=0.02, lora_lr=3.0, local_epochs=2, batch_size=20,
                          seed=0, cache=None):
     """Fine-tuning a large model four ways: loss against the bytes participants upload.
 
@@ -395,7 +395,7 @@ def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank
     }
     figure = _figure(figsize=(8, 4.5))
     ax = figure.axes[0]
-    colors = {"FedAvg": "C1", "FedAvg + top-k": "C3", "FedAvg + quantized": "C4", "LoRA": "C2"}
+    colors = {"FedAvg": "C1", "FedAvg + top-k": "C2", "FedAvg + quantized": "C3", "LoRA": "C4"}
     curves = {name: LossCurve(ax, name, color=color, linewidth=2, marker=".")
               for name, color in colors.items()}
     start = ax.axhline(1.0, color="gray", linestyle="--", label="pre-trained model")
