@@ -18,13 +18,12 @@ def as_float_array(value, name, ndim, shape=None, check_finite=True):
     check_finite=False skips the scan for NaN/inf (a full extra pass over a large X); the
     caller must then scan with `check_finite` when a result comes out non-finite.
     """
-    expected = _shape_text(name, ndim, shape)
+    expected = _shape_text(name, ndim, shape)  # (text for the messages; cheap enough)
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be a numeric array of shape {expected}; {exc}") from None
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
+    if array.dtype.kind not in "iuf":  # signed/unsigned int or float; not bool or complex
         raise TypeError(f"{name} must hold real numbers (int or float), of shape {expected}; "
                         f"got dtype {array.dtype}")
     if array.ndim != ndim:
