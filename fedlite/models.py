@@ -70,10 +70,8 @@ def mlp_loss_grad(X, y, W1, b1, W2, b2):
 
 def _refuse_non_finite_data(X, y, *results):
     """If any result is NaN/inf, raise ValueError naming X or y if they hold a NaN/inf."""
-    total = 0.0
-    for result in results:
-        total += result.sum() if isinstance(result, np.ndarray) else result
-    if math.isfinite(total):
-        return  # a NaN or inf anywhere would have made the sum non-finite
+    if all(np.isfinite(r).all() if isinstance(r, np.ndarray) else math.isfinite(r)
+           for r in results):
+        return
     check_finite_values(X, "X")
     check_finite_values(y, "y")
