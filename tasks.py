@@ -61,6 +61,8 @@ def lab(args: list) -> int:
     say("compiling or loading fedlite's kernels")
     run([PYTHON, "-c", "import fedlite; print(fedlite.warmup())"])
     say("opening the course in JupyterLab (Ctrl+C twice to stop)")
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
+        args = ["--allow-root", *args]  # containers often run as root; JupyterLab refuses otherwise
     return run([PYTHON, "-m", "jupyter", "lab", "notebooks/00_welcome.ipynb", *args])
 
 
