@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, jit_entry, jit_parallel, prange
-from .kernels import linear_rows, mlp_rows
+from .kernels import linear_rows, linear_sum_sq, mlp_rows
 
 LINEAR, MLP = 0, 1        # model codes
 FEDSGD, FEDAVG = 0, 1     # algorithm codes (FedProx is FedAvg with mu > 0)
@@ -153,8 +153,11 @@ def participant_losses(model, X, y, offsets, theta, d, h):
     K = offsets.shape[0] - 1
     losses = np.empty(K)
     for k in prange(K):
-        grad = np.zeros(theta.shape[0])
-        sum_sq = add_loss_grad(model, X, y, offsets[k], offsets[k + 1], theta, d, h, grad)
+        if model == LINEAR:  # forward pass only
+            sum_sq = linear_sum_sq(X, y, theta[:d], theta[d], offsets[k], offsets[k + 1])
+        else:                # the MLP's loss comes with its gradient (discarded)
+            grad = np.zeros(theta.shape[0])
+            sum_sq = add_loss_grad(model, X, y, offsets[k], offsets[k + 1], theta, d, h, grad)
         losses[k] = sum_sq / (2.0 * (offsets[k + 1] - offsets[k]))
     return losses
 

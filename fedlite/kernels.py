@@ -53,6 +53,18 @@ def linear_rows(X, y, w, b, start, stop, grad_w):
 
 
 @jit
+def linear_sum_sq(X, y, w, b, start, stop):
+    """Σ r_i² over rows start..stop: the forward half of `linear_rows` (no gradient)."""
+    sum_sq = 0.0
+    for i in range(start, stop):
+        r = b - y[i]
+        for j in range(X.shape[1]):
+            r += X[i, j] * w[j]
+        sum_sq += r * r
+    return sum_sq
+
+
+@jit
 def linear_chunk(X, y, w, b, bounds, c, partial):
     """Chunk c's partial sums into row c of partial (num_chunks, d + 2): [Σ r x, Σ r², Σ r]."""
     d = X.shape[1]
