@@ -1,26 +1,22 @@
 """Tests of fedlite.checks: each checker accepts the reference solution, names each typical
 mistake, survives stubs and crashes, and prints the same text every time (nbval compares it)."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+import checker_contract as contract
+from checker_contract import crashes, load_solutions, stub_none, stub_not_implemented
+
 from fedlite import checks, reference
 
-_spec = importlib.util.spec_from_file_location(
-    "solutions_exercises", Path(__file__).resolve().parents[1] / "solutions" / "exercises.py")
-solutions = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(solutions)
+solutions = load_solutions("exercises.py")
 
 CHECKERS = ["linear_gradient", "linear_loss", "gradient_descent_step", "divergence_threshold",
             "weighted_average", "mlp_gradient", "fedprox_step", "bytes_per_round"]
 
 
+
 def run(capsys, checker, fn):
-    """(returned value, printed text) of checks.<checker>(fn)."""
-    ok = getattr(checks, checker)(fn)
-    return ok, capsys.readouterr().out
+    return contract.run(capsys, checks, checker, fn)
 
 
 # ------------------------------------------------------------------ typical wrong answers
@@ -313,31 +309,14 @@ WRONG = [  # (checker, wrong answer, words the verdict must contain)
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_accepts_the_reference_solution(capsys, checker):
-    ok, out = run(capsys, checker, getattr(solutions, checker))
-    assert ok is True
-    assert out.startswith("✔ Correct")
+    contract.assert_accepted(*run(capsys, checker, getattr(solutions, checker)))
 
 
 @pytest.mark.parametrize("checker, fn, words", WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_names_the_mistake(capsys, checker, fn, words):
-    ok, out = run(capsys, checker, fn)
-    assert ok is False
-    assert out.startswith("✘ Not yet:")
-    assert 1 <= len(out.splitlines()) <= 3
-    for word in words:
-        assert word in out, f"{word!r} not in {out!r}"
+    contract.assert_rejected(*run(capsys, checker, fn), words)
 
 
-def stub_none(*args):
-    return None  # your code here
-
-
-def stub_not_implemented(*args):
-    raise NotImplementedError
-
-
-def crashes(*args):
-    return 1 / 0
 
 
 def wrong_arity(X):
@@ -356,26 +335,12 @@ def wrong_arity(X):
 def test_stubs_and_crashes_give_a_verdict_not_an_exception(capsys, checker, fn, words):
     if checker == "divergence_threshold" and fn is wrong_arity:
         fn = lambda X, y: X  # noqa: E731 (this checker's fn takes one argument)
-    ok, out = run(capsys, checker, fn)
-    assert ok is False
-    assert out.startswith("✘ Not yet:") and "0x" not in out
-    for word in words:
-        assert word in out
+    contract.assert_rejected(*run(capsys, checker, fn), words)
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_output_is_deterministic(capsys, checker):
-    """Stubs, crashes and a numerically wrong answer print the same text on every call."""
-    def nudged(*args):
-        result = getattr(solutions, checker)(*args)
-        if isinstance(result, tuple):
-            return (result[0] * 1.001 + 0.01, *result[1:])
-        return result * 1.001 + 0.01
-
-    for fn in [stub_none, crashes, nudged]:
-        first, second = run(capsys, checker, fn), run(capsys, checker, fn)
-        assert first == second
-        assert first[0] is False
+    contract.assert_deterministic(capsys, checks, checker, getattr(solutions, checker))
 
 
 def test_wrong_shapes_in_a_product_get_a_shape_hint(capsys):

@@ -1,25 +1,21 @@
 """Tests of fedlite.checks_privacy: each checker accepts the reference solution, names each
 typical mistake, survives stubs and crashes, and prints the same text every time."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+import checker_contract as contract
+from checker_contract import load_solutions
+
 from fedlite import checks_privacy as checks
 
-_spec = importlib.util.spec_from_file_location(
-    "privacy_exercises", Path(__file__).resolve().parents[1] / "solutions" / "privacy_exercises.py")
-solutions = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(solutions)
+solutions = load_solutions("privacy_exercises.py")
 
 CHECKERS = ["invert_linear_gradient", "input_from_first_layer", "total_mask",
             "encode_fixed_point", "clip_factor", "noise_std"]
 
 
 def run(capsys, checker, fn):
-    ok = getattr(checks, checker)(fn)
-    return ok, capsys.readouterr().out
+    return contract.run(capsys, checks, checker, fn)
 
 
 # ------------------------------------------------------------------ typical wrong answers
@@ -145,9 +141,7 @@ WRONG = [  # (checker, wrong answer, words the verdict must contain)
 
 @pytest.mark.parametrize("checker", CHECKERS)
 def test_accepts_the_reference_solution(capsys, checker):
-    ok, out = run(capsys, checker, getattr(solutions, checker))
-    assert ok is True
-    assert out.startswith("✔ Correct")
+    contract.assert_accepted(*run(capsys, checker, getattr(solutions, checker)))
 
 
 def test_accepts_the_opposite_mask_convention(capsys):
@@ -156,12 +150,7 @@ def test_accepts_the_opposite_mask_convention(capsys):
 
 @pytest.mark.parametrize("checker, fn, words", WRONG, ids=[w[1].__name__ for w in WRONG])
 def test_names_the_mistake(capsys, checker, fn, words):
-    ok, out = run(capsys, checker, fn)
-    assert ok is False
-    assert out.startswith("✘ Not yet:")
-    assert 1 <= len(out.splitlines()) <= 3
-    for word in words:
-        assert word in out, f"{word!r} not in {out!r}"
+    contract.assert_rejected(*run(capsys, checker, fn), words)
 
 
 def stub(*args):
