@@ -47,7 +47,11 @@ def setup() -> None:
         return
     if not PYTHON.exists():
         say(f"creating a virtual environment in {VENV.name}/ (first run only)")
-        venv.create(VENV, with_pip=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except Exception as exc:  # e.g. Debian/Ubuntu without the python3-venv package
+            sys.exit(f"could not create {VENV}: {exc}\nOn Debian or Ubuntu: "
+                     "sudo apt install python3-venv, then run this command again.")
     say("installing fedlite and its dependencies (first run only, a minute or two)")
     if run([PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"]) != 0:
         sys.exit("could not upgrade pip in .venv")
