@@ -28,8 +28,9 @@ class LossCurve:
         (self.line,) = ax.plot([], [], label=label, **style)
         color = self.line.get_color()
         (self.marker,) = ax.plot([], [], "x", color=color, markersize=10, markeredgewidth=2)
-        self.note = ax.annotate("", (0, 1), xytext=(0, 8), textcoords="offset points",
-                                ha="center", color=color, fontsize=9)
+        # left of the "x", at its height: clear of the title, and above a line that climbed to it
+        self.note = ax.annotate("", (0, 1), xytext=(-10, 0), textcoords="offset points",
+                                ha="right", va="center", color=color, fontsize=9)
 
     def set_data(self, xs, loss, diverged_at=None):
         """Draw loss against xs; if diverged_at is a round, mark the last point as the stop."""
