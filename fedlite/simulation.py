@@ -137,13 +137,12 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
             if aggregator is None:
                 mean = engine.aggregate(updates, sizes[chosen])
                 new_theta = theta - c["lr"] * mean if algorithm_code == engine.FEDSGD else mean
-                sent_up.append(m * bytes_per_message)
+                sent = m * bytes_per_message
             else:  # participants report gradients (FedSGD) or weight changes (FedAvg/FedProx)
                 reports = updates if algorithm_code == engine.FEDSGD else updates - theta
                 mean, sent = aggregator.aggregate(reports, sizes[chosen], chosen, r)
                 new_theta = (theta - c["lr"] * mean if algorithm_code == engine.FEDSGD
                              else theta + mean)
-                sent_up.append(sent)
             new_losses = engine.participant_losses(model_code, X, y, offsets, new_theta, d, h)
             loss = _global_loss(new_losses, sizes)
             if not (np.isfinite(loss) and np.isfinite(new_theta).all()
@@ -153,13 +152,14 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
             theta = new_theta
             losses.append(new_losses)
             selected.append(chosen)
+            sent_up.append(sent)
     R = len(selected)
     participant_loss = np.array(losses)
     return History(
         loss=(participant_loss * sizes).sum(axis=1) / sizes.sum(),
         participant_loss=participant_loss,
         selected=np.array(selected, dtype=np.int64).reshape(R, m),
-        bytes_up=np.array(sent_up[:R], dtype=np.int64),
+        bytes_up=np.array(sent_up, dtype=np.int64),
         bytes_down=np.full(R, m * bytes_per_message, dtype=np.int64),
         theta=theta,
         diverged_at=diverged_at,
