@@ -85,3 +85,13 @@ def _shape_text(name, ndim, shape):
         return f"({', '.join('?' * ndim)})" if ndim else "()"
     sizes = [str(s) for s in shape]
     return "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+
+
+class UpdateOverflowError(ValueError):
+    """An update too large to aggregate (e.g. beyond secure aggregation's fixed-point modulus).
+
+    Raised by an aggregator; `simulate` catches it and reports the round as diverged
+    (`History.diverged_at`), because in a run that was fine a round before, it means the
+    updates blew up.  Called directly (e.g. `secure_aggregation.encode`), it is a ValueError
+    whose message says which limit was exceeded.
+    """
