@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float, as_int
+from .validation import as_float, as_int, check_allocation
 
 
 def make_linear_data(num_samples, num_features, *, noise=0.1, seed=0):
@@ -26,7 +26,7 @@ def make_linear_data(num_samples, num_features, *, noise=0.1, seed=0):
     w_true = rng.standard_normal(d)
     b_true = float(rng.standard_normal())
     X = rng.standard_normal((n, d))
-    y = X @ w_true + b_true + noise * rng.standard_normal(n)
+    y = add_noise(X @ w_true + b_true, noise, rng)
     return X, y, w_true, b_true
 
 
@@ -39,7 +39,7 @@ def make_sine_data(num_samples, *, num_features=1, noise=0.1, seed=0):
     """
     n, d, noise, rng = _check(num_samples, num_features, noise, seed)
     X = rng.uniform(-3.0, 3.0, size=(n, d))
-    y = np.sin(X[:, 0]) + 0.1 * X[:, 1:].sum(axis=1) + noise * rng.standard_normal(n)
+    y = add_noise(np.sin(X[:, 0]) + 0.1 * X[:, 1:].sum(axis=1), noise, rng)
     return X, y
 
 
@@ -52,19 +52,32 @@ def make_teacher_data(num_samples, num_features, *, hidden=10, noise=0.1, seed=0
     """
     n, d, noise, rng = _check(num_samples, num_features, noise, seed)
     h = as_int(hidden, "hidden", minimum=1)
+    check_allocation(d * h, "num_features or hidden")   # W1
+    check_allocation(n * h, "num_samples or hidden")    # the hidden layer's outputs
     W1 = rng.standard_normal((d, h)) / np.sqrt(d)
     b1 = rng.standard_normal(h)
     W2 = rng.standard_normal(h) / np.sqrt(h)
     b2 = float(rng.standard_normal())
     X = rng.standard_normal((n, d))
-    y = np.maximum(X @ W1 + b1, 0.0) @ W2 + b2 + noise * rng.standard_normal(n)
+    y = add_noise(np.maximum(X @ W1 + b1, 0.0) @ W2 + b2, noise, rng)
     return X, y
+
+
+def add_noise(y_clean, noise, rng):
+    """y_clean + noise · N(0, 1), one draw per row from rng; refuses a noise that overflows y."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = y_clean + noise * rng.standard_normal(len(y_clean))
+    if not np.isfinite(y).all():
+        raise ValueError(f"noise = {noise:g} is so large that y overflows float64 (|y| > 1.8e308); "
+                         f"use a smaller noise")
+    return y
 
 
 def _check(num_samples, num_features, noise, seed):
     """The arguments every maker shares, checked: returns (n, d, noise, rng)."""
     n = as_int(num_samples, "num_samples", minimum=1)
     d = as_int(num_features, "num_features", minimum=1)
+    check_allocation(n * d, "num_samples or num_features")   # X
     noise = as_float(noise, "noise")
     if noise < 0:
         raise ValueError(f"noise must be >= 0 (the standard deviation of the added noise); "

@@ -80,6 +80,33 @@ def as_data(X, y, check_finite=True):
     return X, y
 
 
+MAX_ARRAY_BYTES = 2 * 2**30  # 2 GiB: the largest array fedlite agrees to make
+
+
+def check_allocation(num_values, name, itemsize=8):
+    """Refuse, before allocating, an array of `num_values` items larger than MAX_ARRAY_BYTES.
+
+    num_values: the exact count as a Python int (e.g. n * d), so a huge request cannot wrap
+    around; itemsize: bytes per item (8 for float64).  `name` is the argument (or arguments)
+    to blame, e.g. "num_samples or num_features".  The limit is the same on every machine, so
+    a call that works on one works on all; 2 GiB is far more than any run of the course needs.
+    """
+    num_bytes = int(num_values) * int(itemsize)
+    if num_bytes > MAX_ARRAY_BYTES:
+        raise ValueError(f"{name} too large: the array would hold {_count_text(num_values)} "
+                         f"values ({_gib_text(num_bytes)}), more than the "
+                         f"{MAX_ARRAY_BYTES / 2**30:g} GiB fedlite allows for one array; "
+                         f"make {name} smaller")
+
+
+def _count_text(count):
+    return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"
+
+
+def _gib_text(num_bytes):
+    return f"{num_bytes / 2**30:.3g} GiB" if num_bytes < 2**60 else "far more than any memory"
+
+
 def _shape_text(name, ndim, shape):
     if shape is None:
         return f"({', '.join('?' * ndim)})" if ndim else "()"

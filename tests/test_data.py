@@ -103,3 +103,41 @@ def test_bad_arguments_are_named(name, kwargs, error, match):
 def test_bad_hidden_is_named(hidden, error):
     with pytest.raises(error, match="hidden"):
         make_teacher_data(5, 2, hidden=hidden)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+@pytest.mark.parametrize("n, d", [
+    pytest.param(10**12, 10, id="80 TB"),            # numpy raised MemoryError
+    pytest.param(10**400, 1, id="10**400 rows"),
+    pytest.param(2**28 + 1, 1, id="2 GiB + 8 bytes"),  # the first size over the limit
+])
+def test_requests_that_cannot_fit_in_memory_are_refused_before_allocating(name, n, d):
+    with pytest.raises(ValueError, match="^num_samples or num_features too large.*GiB"):
+        MAKERS[name](n, d)
+
+
+@pytest.mark.parametrize("n, hidden, match", [(10**6, 10**4, "num_samples or hidden"),
+                                              (1, 10**10, "num_features or hidden")])
+def test_a_teacher_too_wide_for_memory_is_refused(n, hidden, match):
+    with pytest.raises(ValueError, match=f"^{match} too large"):
+        make_teacher_data(n, 1, hidden=hidden)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+def test_noise_so_large_that_y_overflows_is_refused_naming_noise(name):
+    with pytest.raises(ValueError, match="^noise = 1e.308 is so large that y overflows"):
+        MAKERS[name](1000, 2, noise=1e308)
+
+
+@pytest.mark.parametrize("name", MAKERS)
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"noise": np.nan}, ValueError, "noise"), ({"noise": 10**400}, ValueError, "noise"),
+    ({"noise": True}, TypeError, "noise"), ({"noise": 1j}, TypeError, "noise"),
+    ({"n": True}, TypeError, "num_samples"), ({"n": -3}, ValueError, "num_samples"),
+    ({"n": np.array([3, 4])}, TypeError, "num_samples"), ({"seed": np.nan}, TypeError, "seed"),
+])
+def test_hostile_arguments_are_named(name, kwargs, error, match):
+    args = {"n": 5, "d": 2, **kwargs}
+    n, d = args.pop("n"), args.pop("d")
+    with pytest.raises(error, match=match):
+        MAKERS[name](n, d, **args)
