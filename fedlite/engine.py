@@ -22,8 +22,9 @@ import numpy as np
 from ._jit import jit, jit_entry, jit_parallel, prange
 from .kernels import linear_rows, linear_sum_sq, mlp_rows
 
-LINEAR, MLP = 0, 1        # model codes
-FEDSGD, FEDAVG = 0, 1     # algorithm codes (FedProx is FedAvg with mu > 0)
+LINEAR, MLP = 0, 1        # model codes (see fedlite.core.model: each model object carries its own)
+GRADIENT, LOCAL_SGD = 0, 1  # what a participant computes: one full-batch gradient, or local SGD
+FEDSGD, FEDAVG = GRADIENT, LOCAL_SGD  # the names of earlier versions
 HASH_MASK = 0x7FFFFFFF    # 31-bit integer hash: products stay below 2**63, so no overflow anywhere
 
 
@@ -70,12 +71,14 @@ def add_loss_grad(model, X, y, start, stop, theta, d, h, grad):
 
 @jit
 def local_update(model, algorithm, X, y, start, stop, theta, d, h, lr, local_epochs,
-                 batch_size, mu, key, round_number, out):
+                 batch_size, mu, correction, key, round_number, out):
     """What one participant sends back, written into out (P,).
 
-    FedSGD: its full-batch mean gradient at theta.
-    FedAvg/FedProx: its weights after `local_epochs` passes of minibatch SGD from theta on
-    f_k(v) + mu/2 ||v - theta||², i.e. v <- v - lr (∇f_batch(v) + mu (v - theta)).
+    GRADIENT (FedSGD): its full-batch mean gradient at theta.
+    LOCAL_SGD (FedAvg/FedProx/SCAFFOLD): its weights after `local_epochs` passes of minibatch
+    SGD from theta on f_k(v) + mu/2 ||v - theta||², i.e.
+    v <- v - lr (∇f_batch(v) + mu (v - theta) + correction); correction (P,) is SCAFFOLD's
+    c - c_k, or an empty array for none.
     """
     n = stop - start
     P = theta.shape[0]
@@ -90,7 +93,7 @@ def local_update(model, algorithm, X, y, start, stop, theta, d, h, lr, local_epo
         for epoch in range(local_epochs):
             grad[:] = 0.0
             add_loss_grad(model, X, y, start, stop, out, d, h, grad)
-            sgd_step(out, grad, n, theta, lr, mu)
+            sgd_step(out, grad, n, theta, lr, mu, correction)
         return
     Xb = np.empty((batch_size, d))
     yb = np.empty(batch_size)
@@ -105,30 +108,41 @@ def local_update(model, algorithm, X, y, start, stop, theta, d, h, lr, local_epo
                 yb[t] = y[row]
             grad[:] = 0.0
             add_loss_grad(model, Xb, yb, 0, m, out, d, h, grad)
-            sgd_step(out, grad, m, theta, lr, mu)
+            sgd_step(out, grad, m, theta, lr, mu, correction)
 
 
 @jit
-def sgd_step(v, grad_sum, m, theta, lr, mu):
-    """v <- v - lr (grad_sum / m + mu (v - theta)), in place; the mu term is skipped when mu == 0."""
+def sgd_step(v, grad_sum, m, theta, lr, mu, correction):
+    """v <- v - lr (grad_sum / m + mu (v - theta) + correction), in place.
+
+    The mu term is skipped when mu == 0, the correction when it is empty (shape (0,))."""
+    corrected = correction.shape[0] > 0
     for p in range(v.shape[0]):
         g = grad_sum[p] / m
         if mu != 0.0:
             g += mu * (v[p] - theta[p])     # gradient of mu/2 ||v - theta||²
+        if corrected:
+            g += correction[p]              # SCAFFOLD: c - c_k
         v[p] -= lr * g
 
 
 # ----------------------------------------------------------------------------- one round
 @jit_parallel
 def local_updates(model, algorithm, X, y, offsets, selected, keys, round_number, theta, d, h,
-                  lr, local_epochs, batch_size, mu):
-    """Every selected participant's update, shape (m, P); row s belongs to selected[s]."""
+                  lr, local_epochs, batch_size, mu, corrections):
+    """Every selected participant's update, shape (m, P); row s belongs to selected[s].
+
+    corrections: (m, P), row s added to participant selected[s]'s every local gradient
+    (SCAFFOLD), or shape (0, P) for none."""
     m = selected.shape[0]
-    updates = np.empty((m, theta.shape[0]))
+    P = theta.shape[0]
+    updates = np.empty((m, P))
+    none = np.empty(0)
     for s in prange(m):
         k = selected[s]
+        correction = corrections[s] if corrections.shape[0] > 0 else none
         local_update(model, algorithm, X, y, offsets[k], offsets[k + 1], theta, d, h, lr,
-                     local_epochs, batch_size, mu, keys[k], round_number, updates[s])
+                     local_epochs, batch_size, mu, correction, keys[k], round_number, updates[s])
     return updates
 
 
@@ -164,16 +178,22 @@ def participant_losses(model, X, y, offsets, theta, d, h):
 
 def exercise_kernels():
     """Call every engine kernel once on tiny data (for `fedlite.warmup`)."""
-    X = np.zeros((4, 2))
-    y = np.zeros(4)
-    offsets = np.array([0, 2, 4], dtype=np.int64)
+    X = _read_only(np.zeros((4, 2)))        # a Federation's arrays are read-only
+    y = _read_only(np.zeros(4))
+    offsets = _read_only(np.array([0, 2, 4], dtype=np.int64))
     selected = np.array([0, 1], dtype=np.int64)
-    keys = np.array([1, 2], dtype=np.int64)
+    keys = _read_only(np.array([1, 2], dtype=np.int64))   # cached keys are read-only too
     for model, P, h in ((LINEAR, 3, 1), (MLP, 2 * 3 + 2 * 3 + 1, 3)):
         theta = np.zeros(P)
-        for algorithm in (FEDSGD, FEDAVG):
-            updates = local_updates(model, algorithm, X, y, offsets, selected, keys, 1, theta,
-                                    2, h, 0.1, 1, 1, 0.0)
+        for algorithm in (GRADIENT, LOCAL_SGD):
+            for corrections in (np.empty((0, P)), np.zeros((2, P))):
+                updates = local_updates(model, algorithm, X, y, offsets, selected, keys, 1,
+                                        theta, 2, h, 0.1, 1, 1, 0.0, corrections)
             aggregate(updates, np.array([2.0, 2.0]))
         participant_losses(model, X, y, offsets, theta, 2, h)
     shuffle_order(1, 1, 0, 3)
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array

@@ -3,61 +3,52 @@
 This is the version to read: a `Participant` (Flower calls it a client) owns its data and
 answers `fit(parameters, config) -> (parameters, num_examples, metrics)`; the server's
 `aggregate_fit` takes the n_k-weighted mean of what came back and `server_update` turns it into
-the next model.  `fedlite.simulate` runs exactly this, compiled (`fedlite.engine`), and the
+the next model.  What `fit` does and what the server does with the mean are the algorithm's two
+halves (`fedlite.algorithms`); a participant keeps its own state between rounds (SCAFFOLD's
+control variate).  `fedlite.simulate` runs exactly this, compiled (`fedlite.engine`), and the
 tests check that the two agree round by round.
 
-Parameters travel as flat float64 vectors (`fedlite.parameters`).
+Parameters travel as flat float64 vectors (`fedlite.core.model`: `model.pack`/`model.unpack`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import engine
-from .models import linear_loss_grad, mlp_loss_grad
-from .parameters import pack, unpack
+from .algorithms import ALGORITHMS, make_server_optimizer
+from .core.model import build_model
 
 
 class Participant:
-    """A data owner: rows X (n_k, d), y (n_k,) that never leave it, and its shuffling key."""
+    """A data owner: rows X (n_k, d), y (n_k,) that never leave it, its shuffling key, and the
+    state it keeps between rounds (e.g. SCAFFOLD's control variate)."""
 
     def __init__(self, participant_id, X, y, key, model="linear", hidden=10):
         self.participant_id = participant_id
         self.X, self.y = X, y
         self.key = int(key)
-        self.model, self.hidden = model, hidden
+        self.model = build_model(model, X.shape[1], hidden)
+        self.state = None
 
     def loss_grad(self, theta, rows=slice(None)):
         """Mean loss and flat gradient (P,) on some of this participant's rows, at theta."""
-        X, y = self.X[rows], self.y[rows]
-        params = unpack(theta, self.model, X.shape[1], self.hidden)
-        if self.model == "linear":
-            loss, grad_w, grad_b = linear_loss_grad(X, y, *params)
-            return loss, pack((grad_w, grad_b))
-        loss, grads = mlp_loss_grad(X, y, *params)
-        return loss, pack(grads)
+        return self.model.loss_grad(self.X[rows], self.y[rows], theta)
 
     def fit(self, parameters, config):
         """Train on local data from the server's parameters; return (result, n_k, metrics).
 
-        config: {"algorithm", "lr", "local_epochs", "batch_size", "mu", "round"}.
-        FedSGD returns the gradient; FedAvg/FedProx return the locally trained weights.
+        config: {"algorithm", "lr", "local_epochs", "batch_size", "mu", "round"} and, for
+        SCAFFOLD, "server_state" (the server's control variate).
+        FedSGD returns the gradient; the others return the locally trained weights.
         """
-        n = len(self.y)
-        if config["algorithm"] == "fedsgd":
-            loss, grad = self.loss_grad(parameters)
-            return grad, n, {"loss": loss}
-        batch_size = config["batch_size"] or n
-        mu, lr = config["mu"], config["lr"]
-        theta = parameters.copy()
-        for epoch in range(config["local_epochs"]):
-            order = (np.arange(n) if batch_size >= n
-                     else engine.shuffle_order(self.key, config["round"], epoch, n))
-            for start in range(0, n, batch_size):
-                _, grad = self.loss_grad(theta, order[start:start + batch_size])
-                if mu != 0:
-                    grad = grad + mu * (theta - parameters)   # from mu/2 ||theta - parameters||²
-                theta = theta - lr * grad
-        return theta, n, {}
+        algorithm = ALGORITHMS[config["algorithm"]]
+        if self.state is None:
+            P = self.model.num_params
+            self.state = {name: values[0] for name, values in
+                          algorithm.init_participant_state(1, P).items()}
+        result = algorithm.fit(self.model, self.X, self.y, parameters, config, self.key,
+                               config["round"], self.state, config.get("server_state", {}))
+        self.state = result.state or self.state
+        return result.parameters, result.num_examples, result.metrics
 
     def evaluate(self, parameters):
         """Mean loss of the model `parameters` on this participant's data."""
@@ -73,6 +64,29 @@ def aggregate_fit(results):
     return mean / total
 
 
+class Server:
+    """The server half of an algorithm with its state (SCAFFOLD's c, optimiser moments)."""
+
+    def __init__(self, config, num_participants, num_params):
+        self.config = config
+        self.algorithm = ALGORITHMS[config["algorithm"]]
+        self.optimizer = make_server_optimizer(_full_config(config))
+        self.num_participants = num_participants
+        self.state = {**self.algorithm.init_server_state(num_params),
+                      "optimizer": self.optimizer.init(num_params)}
+
+    def aggregate_fit(self, parameters, results, selected):
+        """New parameters from [(u_k, n_k, metrics), ...] of the participants in `selected`."""
+        extras = {"num_participants": self.num_participants}
+        if results and "control_delta" in results[0][2]:
+            extras["control_delta"] = np.array([metrics["control_delta"]
+                                                for _, _, metrics in results])
+        theta, self.state = self.algorithm.aggregate_fit(
+            parameters, aggregate_fit(results), extras, selected, self.config, self.state,
+            self.optimizer)
+        return theta
+
+
 def server_update(parameters, aggregate, config):
     """FedSGD: step against the mean gradient.  FedAvg/FedProx: the mean weights are the model."""
     if config["algorithm"] == "fedsgd":
@@ -80,10 +94,17 @@ def server_update(parameters, aggregate, config):
     return aggregate
 
 
-def run_round(participants, parameters, config, selected):
-    """One round: the selected participants fit, the server aggregates and updates."""
+def run_round(participants, parameters, config, selected, server=None):
+    """One round: the selected participants fit, the server aggregates and updates.
+
+    server: a `Server` keeping state between rounds (needed for SCAFFOLD and server
+    optimisers); None = plain FedSGD/FedAvg/FedProx, stateless."""
+    if server is not None:
+        config = {**config, "server_state": server.state}
     results = [participants[k].fit(parameters, config) for k in selected]
-    return server_update(parameters, aggregate_fit(results), config)
+    if server is None:
+        return server_update(parameters, aggregate_fit(results), config)
+    return server.aggregate_fit(parameters, results, np.asarray(selected))
 
 
 def make_participants(federation, keys=None, model="linear", hidden=10, seed=0):
@@ -97,3 +118,10 @@ def make_participants(federation, keys=None, model="linear", hidden=10, seed=0):
         keys = participant_keys_for_seed(seed, federation.num_participants)
     return [Participant(k, *federation.participant(k), keys[k], model, hidden)
             for k in range(federation.num_participants)]
+
+
+def _full_config(config):
+    """A config dict with the server-optimiser defaults filled in."""
+    defaults = {"server_optimizer": "sgd", "server_lr": 1.0, "server_momentum": 0.9,
+                "beta1": 0.9, "beta2": 0.99, "tau": 1e-3}
+    return {**defaults, **{k: v for k, v in dict(config).items() if v is not None}}

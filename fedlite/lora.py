@@ -27,10 +27,11 @@ shared seed (it is never sent), trains only B, and mean(B) A = mean(B A) by line
 up to rounding.  Messages shrink to r h values; the price is that the layer can only read the
 input along the r fixed directions of A's rows.
 
-The loop over participants is plain Python (a few participants, classroom scale); each local
-gradient is one call of the compiled MLP kernel.  `lora_simulate` returns a `LoraHistory`, a
-`fedlite.History` with the adapter and the aggregation error of every round added, so the
-course's plotting functions accept it.
+The adapter is a fedlite model (`LoraModel`), so `fedlite.simulate` runs LoRA fine-tuning with
+the same round loop as everything else; having no compiled engine kernel, its participants run
+in Python (a few participants, classroom scale), each local gradient one call of the compiled
+MLP kernel.  `lora_simulate` returns a `LoraHistory`: the run's History with the adapter and the
+aggregation error of every round added, so the course's plotting functions accept it.
 """
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import compression, engine, kernels
+from .core.config import RunSeeds
 from .parameters import BYTES_PER_VALUE, init_params, num_params, pack, unpack
-from .simulation import DIVERGENCE_FACTOR, FULL_BATCH, History, participant_keys, simulate
+from .partition import Federation
+from .simulation import DIVERGENCE_FACTOR, History, simulate
 from .validation import as_data, as_float, as_float_array, as_int
 
 
@@ -164,11 +167,95 @@ def aggregation_error(Bs, As, num_examples):
     return _relative_error(B_mean @ A_mean, ideal)
 
 
+# ----------------------------------------------------------------------------- the model
+class LoraModel:
+    """The MLP base_params with a trainable rank-r adapter on its first layer, as a fedlite model.
+
+    theta = [B (h r) row by row, A (r d) row by row], or only B when A is frozen (then A is
+    part of the model, built by every participant from the shared seed, never sent).  The
+    loss is the MLP's on the merged weights W1 + (B A)ᵀ; B starts at 0, A ~ N(0, 1/d).
+    It has no compiled engine kernel: `simulate` runs its participants in Python, each local
+    gradient one call of the compiled MLP kernel.
+    """
+
+    name = "lora"
+    loss_name = "mean squared error / 2"
+    engine_code = None
+
+    def __init__(self, base_params, rank, *, freeze_A=False, A=None):
+        W1 = as_float_array(_base_tuple(base_params)[0], "W1", 2)
+        self.base = _check_base(base_params, W1.shape[0])
+        self.num_features, self.hidden = W1.shape
+        d, h = self.num_features, self.hidden
+        self.rank = as_int(rank, "rank", minimum=1, maximum=min(d, h))
+        if not isinstance(freeze_A, (bool, np.bool_)):
+            raise TypeError(f"freeze_A must be True or False; got {freeze_A!r}")
+        self.freeze_A = bool(freeze_A)
+        if self.freeze_A and A is None:
+            raise ValueError("a frozen A must be given (every participant builds it from the "
+                             "shared seed; lora_simulate does)")
+        self.A_frozen = None if A is None else as_float_array(A, "A", 2, (self.rank, d))
+        self.num_params = h * self.rank + (0 if self.freeze_A else self.rank * d)
+
+    def init(self, rng):
+        """B = 0 (the fine-tuned model starts as the base model), A ~ N(0, 1/d)."""
+        d, h, r = self.num_features, self.hidden, self.rank
+        if self.freeze_A:
+            return np.zeros(h * r)
+        A = rng.normal(0.0, np.sqrt(1.0 / d), size=(r, d))
+        return self.pack((np.zeros((h, r)), A))
+
+    def pack(self, params):
+        B, A = params
+        B, A = _check_adapter(B, A, self.num_features, self.hidden)
+        return B.ravel().copy() if self.freeze_A else np.concatenate([B.ravel(), A.ravel()])
+
+    def unpack(self, theta):
+        """theta -> (B (h, r), A (r, d)) (copies)."""
+        d, h, r = self.num_features, self.hidden, self.rank
+        theta = as_float_array(theta, "theta", 1, (self.num_params,), check_finite=False)
+        B = theta[: h * r].reshape(h, r).copy()
+        A = self.A_frozen.copy() if self.freeze_A else theta[h * r:].reshape(r, d).copy()
+        return B, A
+
+    def merged(self, theta):
+        """The fine-tuned MLP's (W1 + (B A)ᵀ, b1, W2, b2)."""
+        return merge(self.base, *self.unpack(theta))
+
+    def loss_grad(self, X, y, theta):
+        """Mean loss and gradient (P,): ∂L/∂B = G_W Aᵀ, ∂L/∂A = Bᵀ G_W, G_W = (∂L/∂W1')ᵀ."""
+        B, A = self.unpack(theta)
+        W1, b1, W2, b2 = self.base
+        loss, G, _, _, _ = _mlp_loss_grad(X, y, W1 + (B @ A).T, b1, W2, b2)
+        G_W = G.T                                   # ∂L/∂W for W = W1ᵀ, shape (h, d)
+        grad_B = G_W @ A.T
+        if self.freeze_A:
+            return float(loss), grad_B.ravel()
+        return float(loss), np.concatenate([grad_B.ravel(), (B.T @ G_W).ravel()])
+
+    def participant_losses(self, federation, theta):
+        return _participant_losses(federation, self.merged(theta))
+
+    def round_metrics(self, reports, num_examples, theta, new_theta):
+        """The aggregation error of the round: ‖B̄ Ā - mean_k(B_k A_k)‖ / ‖mean_k(B_k A_k)‖."""
+        adapters = [self.unpack(report) for report in reports]
+        Bs, As = [B for B, _ in adapters], [A for _, A in adapters]
+        B, A = self.unpack(new_theta)
+        p = num_examples / num_examples.sum()
+        ideal = sum(p_k * (B_k @ A_k) for p_k, B_k, A_k in zip(p, Bs, As))
+        return {"aggregation_error": _relative_error(B @ A, ideal)}
+
+    def __repr__(self):
+        return (f"LoraModel(rank={self.rank}, A {'frozen' if self.freeze_A else 'trained'}, "
+                f"d={self.num_features}, h={self.hidden})")
+
+
 # ----------------------------------------------------------------------------- the simulator
 @dataclass
-class LoraHistory(History):
+class LoraHistory:
     """A `fedlite.History` of LoRA fine-tuning, plus the adapter (R = rounds completed).
 
+    It has every attribute of the History of the run (`run`), except:
     theta, params          the fine-tuned model, merged: (W1 + (B A)ᵀ, b1, W2, b2)
     bytes_up, bytes_down   adapter messages only (the base model is already on every device)
     B (h, r), A (r, d)     the final adapter
@@ -176,14 +263,38 @@ class LoraHistory(History):
                            (Frobenius norms)
     """
 
-    B: np.ndarray
-    A: np.ndarray
-    aggregation_error: np.ndarray
+    run: History
+    rank: int
+    freeze_A: bool
+
+    def __getattr__(self, name):
+        if name == "run":
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+    @property
+    def B(self):
+        return self.run.model.unpack(self.run.theta)[0]
+
+    @property
+    def A(self):
+        return self.run.model.unpack(self.run.theta)[1]
+
+    @property
+    def theta(self):
+        return pack(self.params)
+
+    @property
+    def params(self):
+        return self.run.model.merged(self.run.theta)
+
+    @property
+    def aggregation_error(self):
+        return self.run.metrics.get("aggregation_error", np.empty(0))
 
     def __repr__(self):
-        c = self.config
-        status = f"diverged at round {self.diverged_at}" if self.diverged else "finished"
-        return (f"LoraHistory(rank {c['rank']}, A {'frozen' if c['freeze_A'] else 'trained'}, "
+        status = (f"diverged at round {self.diverged_at}" if self.diverged else "finished")
+        return (f"LoraHistory(rank {self.rank}, A {'frozen' if self.freeze_A else 'trained'}, "
                 f"{status} after {self.num_rounds} rounds, "
                 f"loss {self.loss[0]:.4g} -> {self.loss[-1]:.4g})")
 
@@ -196,77 +307,27 @@ def lora_simulate(federation, base_params, *, rank, num_rounds, lr, local_epochs
     minibatch SGD on its own data (batch_size None = full batch) training B, and A too unless
     freeze_A, and sends them back.  The server takes the n_k-weighted means of B and of A,
     FedAvg applied to each factor (with freeze_A, A never changes and is never sent).
-    Minibatch order is the simulator's (`engine.shuffle_order` with the same participant
-    keys), and A comes from `seed`: the same arguments give the same history, bit for bit.
-    A run whose loss stops being finite or grows DIVERGENCE_FACTOR-fold is stopped, as in
-    `fedlite.simulate`.
+    This is `fedlite.simulate(federation, model=LoraModel(...), algorithm="fedavg", ...)`: the
+    same round loop, minibatch order, divergence rule and History as every other run; A comes
+    from `seed`, so the same arguments give the same history, bit for bit.
     """
-    for attr in ("X", "y", "offsets", "sizes", "num_participants"):
-        if not hasattr(federation, attr):
-            raise TypeError(f"federation must be a fedlite.Federation; got "
-                            f"{type(federation).__name__}")
-    d = federation.X.shape[1]
-    W1, b1, W2, b2 = base = _check_base(base_params, d)
-    h = W1.shape[1]
-    r = as_int(rank, "rank", minimum=1, maximum=min(d, h))
-    R = as_int(num_rounds, "num_rounds", minimum=1)
-    lr = _positive(lr, "lr")
-    local_epochs = as_int(local_epochs, "local_epochs", minimum=1)
-    sizes = np.asarray(federation.sizes, dtype=np.float64)
-    if batch_size is not None:
-        batch_size = as_int(batch_size, "batch_size", minimum=1, maximum=int(sizes.min()))
+    if not isinstance(federation, Federation):
+        raise TypeError(f"federation must be a fedlite.Federation; got "
+                        f"{type(federation).__name__}")
+    d = federation.num_features
+    _check_base(base_params, d)
     if not isinstance(freeze_A, (bool, np.bool_)):
         raise TypeError(f"freeze_A must be True or False; got {freeze_A!r}")
-    seed = as_int(seed, "seed", minimum=0)
-    config = dict(model="mlp", algorithm="fedavg", num_features=d, hidden=h, lr=lr, mu=0.0,
-                  num_rounds=R, local_epochs=local_epochs, batch_size=batch_size,
-                  participation=1.0, seed=seed, rank=r, freeze_A=bool(freeze_A))
-
-    init_seq, _, participants_seq, _ = np.random.SeedSequence(seed).spawn(4)  # as simulate
-    A = np.random.default_rng(init_seq).normal(0.0, np.sqrt(1.0 / d), size=(r, d))
-    B = np.zeros((h, r))
-    K = federation.num_participants
-    keys = participant_keys(participants_seq, K)
-    batch = FULL_BATCH if batch_size is None else batch_size
-    message = adapter_bytes(d, h, r, freeze_A)
-    losses = [_participant_losses(federation, merge(base, B, A))]
-    loss0 = float(losses[0] @ sizes / sizes.sum())
-    errors, diverged_at = [], None
-    with np.errstate(all="ignore"):
-        for round_number in range(1, R + 1):
-            Bs, As = [], []
-            for k in range(K):
-                X_k, y_k = federation.participant(k)
-                B_k, A_k = _local_fit(X_k, y_k, base, B, A, lr, local_epochs, batch, freeze_A,
-                                      keys[k], round_number)
-                Bs.append(B_k)
-                As.append(A_k)
-            p = sizes / sizes.sum()
-            new_B = sum(p_k * B_k for p_k, B_k in zip(p, Bs))
-            new_A = A if freeze_A else sum(p_k * A_k for p_k, A_k in zip(p, As))
-            ideal = sum(p_k * (B_k @ A_k) for p_k, B_k, A_k in zip(p, Bs, As))
-            new_losses = _participant_losses(federation, merge(base, new_B, new_A))
-            loss = float(new_losses @ sizes / sizes.sum())
-            if not (np.isfinite(loss) and np.isfinite(new_B).all() and np.isfinite(new_A).all()
-                    and loss <= DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)):
-                diverged_at = round_number
-                break
-            errors.append(_relative_error(new_B @ new_A, ideal))
-            B, A = new_B, new_A
-            losses.append(new_losses)
-    done = len(errors)
-    participant_loss = np.array(losses)
-    return LoraHistory(
-        loss=participant_loss @ sizes / sizes.sum(),
-        participant_loss=participant_loss,
-        selected=np.tile(np.arange(K, dtype=np.int64), (done, 1)),
-        bytes_up=np.full(done, K * message, dtype=np.int64),
-        bytes_down=np.full(done, K * message, dtype=np.int64),
-        theta=pack(merge(base, B, A)),
-        diverged_at=diverged_at,
-        config=config,
-        B=B, A=A, aggregation_error=np.array(errors),
-    )
+    A = None
+    if freeze_A:
+        W1 = as_float_array(base_params[0], "W1", 2, (d, "h"))
+        r = as_int(rank, "rank", minimum=1, maximum=min(W1.shape))
+        init_seq = RunSeeds.from_seed(as_int(seed, "seed", minimum=0)).init
+        A = np.random.default_rng(init_seq).normal(0.0, np.sqrt(1.0 / d), size=(r, d))
+    model = LoraModel(base_params, rank, freeze_A=freeze_A, A=A)
+    run = simulate(federation, model=model, algorithm="fedavg", num_rounds=num_rounds, lr=lr,
+                   local_epochs=local_epochs, batch_size=batch_size, seed=seed)
+    return LoraHistory(run, model.rank, model.freeze_A)
 
 
 def communication_runs(federation, base_params, *, fraction=0.01, bits=4, rank=4,
@@ -308,24 +369,6 @@ def communication_runs(federation, base_params, *, fraction=0.01, bits=4, rank=4
     return runs
 
 
-def _local_fit(X, y, base, B, A, lr, local_epochs, batch_size, freeze_A, key, round_number):
-    """One participant's local training of the adapter from the server's (B, A)."""
-    W1, b1, W2, b2 = base
-    n = len(y)
-    for epoch in range(local_epochs):
-        order = (np.arange(n) if batch_size >= n
-                 else engine.shuffle_order(key, round_number, epoch, n))
-        for start in range(0, n, batch_size):
-            rows = order[start:start + batch_size]
-            _, G, _, _, _ = _mlp_loss_grad(X[rows], y[rows], W1 + (B @ A).T, b1, W2, b2)
-            G_W = G.T                            # ∂L/∂W for W = W1ᵀ, shape (h, d)
-            grad_B = G_W @ A.T                   # ∂L/∂B = G_W Aᵀ
-            if not freeze_A:
-                A = A - lr * (B.T @ G_W)         # ∂L/∂A = Bᵀ G_W, at the same (B, A)
-            B = B - lr * grad_B
-    return B, A
-
-
 # ----------------------------------------------------------------------------- helpers
 def _mlp_loss_grad(X, y, W1, b1, W2, b2):
     """(loss, G_W1, g_b1, g_W2, g_b2) from the compiled kernel (inputs already checked)."""
@@ -355,10 +398,15 @@ def _positive(value, name):
     return value
 
 
-def _check_base(base_params, d):
-    """(W1 (d, h), b1 (h,), W2 (h,), b2) checked and converted; d from the data."""
+def _base_tuple(base_params):
     if not isinstance(base_params, (tuple, list)) or len(base_params) != 4:
         raise TypeError("base_params must be the MLP's (W1, b1, W2, b2), as `pretrain` returns")
+    return base_params
+
+
+def _check_base(base_params, d):
+    """(W1 (d, h), b1 (h,), W2 (h,), b2) checked and converted; d from the data."""
+    _base_tuple(base_params)
     W1 = as_float_array(base_params[0], "W1", 2, (d, "h"))
     h = W1.shape[1]
     b1 = as_float_array(base_params[1], "b1", 1, (h,))

@@ -3,40 +3,31 @@
 The simulator keeps a model as `theta`, shape (P,):
 - linear: theta = [w (d), b]                                   P = d + 1
 - mlp:    theta = [W1 row by row (d*h), b1 (h), W2 (h), b2]     P = d*h + 2h + 1
-`pack`/`unpack` convert between theta and the tuples the loss functions take.
+`pack`/`unpack` convert between theta and the tuples the loss functions take.  These functions
+are the names of earlier versions; each model object (`fedlite.core.model`) does the same.
 """
 from __future__ import annotations
 
 import numpy as np
 
-MODELS = ("linear", "mlp")
-BYTES_PER_VALUE = 8  # float64
+from .core.model import BYTES_PER_VALUE, MODELS as _MODEL_CLASSES, build_model, model_for_params
+
+MODELS = tuple(_MODEL_CLASSES)
 
 
 def num_params(model, num_features, hidden=10):
     """P, the length of theta, for `model` on `num_features` inputs."""
-    if model == "linear":
-        return num_features + 1
-    if model == "mlp":
-        return num_features * hidden + 2 * hidden + 1
-    raise ValueError(f"model must be one of {MODELS}; got {model!r}")
+    return build_model(model, num_features, hidden).num_params
 
 
 def unpack(theta, model, num_features, hidden=10):
     """theta (P,) -> (w, b) for the linear model or (W1, b1, W2, b2) for the MLP (copies)."""
-    theta = np.asarray(theta, dtype=np.float64)
-    d, h = num_features, hidden
-    if model == "linear":
-        return theta[:d].copy(), float(theta[d])
-    W1 = theta[: d * h].reshape(d, h).copy()
-    b1 = theta[d * h: d * h + h].copy()
-    W2 = theta[d * h + h: d * h + 2 * h].copy()
-    return W1, b1, W2, float(theta[-1])
+    return build_model(model, num_features, hidden).unpack(theta)
 
 
 def pack(params):
     """(w, b) or (W1, b1, W2, b2) -> theta (P,)."""
-    return np.concatenate([np.ravel(np.asarray(p, dtype=np.float64)) for p in params])
+    return model_for_params(params).pack(params)
 
 
 def init_params(model, num_features, hidden=10, rng=None):
@@ -45,11 +36,10 @@ def init_params(model, num_features, hidden=10, rng=None):
     The MLP cannot start at zero (every hidden unit would get the same gradient), so
     W1 ~ N(0, 2/d) and W2 ~ N(0, 1/h) are drawn from `rng` (a numpy Generator); biases are 0.
     """
-    if model == "linear":
-        return np.zeros(num_features + 1)
-    if rng is None:
+    model = build_model(model, num_features, hidden)
+    if rng is None and model.name != "linear":
         raise ValueError("init_params for the MLP needs rng, a numpy.random.Generator")
-    d, h = num_features, hidden
-    W1 = rng.normal(0.0, np.sqrt(2.0 / d), size=(d, h))
-    W2 = rng.normal(0.0, np.sqrt(1.0 / h), size=h)
-    return pack((W1, np.zeros(h), W2, 0.0))
+    return model.init(rng)
+
+
+__all__ = ["BYTES_PER_VALUE", "MODELS", "init_params", "num_params", "pack", "unpack"]

@@ -18,10 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import as_data, as_float, as_int
+from .data import add_noise
+from .validation import as_data, as_float, as_float_array, as_int, check_allocation
 
 SCHEMES = ("iid", "quantity", "covariate")
 ALIASES = {"quantity_skew": "quantity", "covariate_shift": "covariate"}
+MAX_ALPHA = 1e100        # larger alphas overflow the Dirichlet draw (and change nothing)
+PARTICIPANT_BYTES = 1024  # make_concept_shift keeps a seed and two arrays per participant
+
+
+class ParticipantIdError(IndexError, ValueError):
+    """A participant_id outside 0..K-1: an IndexError, and a ValueError like every bad argument."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -31,7 +38,10 @@ class Federation:
     X (N, d) float64 and y (N,) float64: participant k owns rows offsets[k]:offsets[k+1].
     offsets (K+1,) int64: offsets[0] = 0, offsets[-1] = N, every participant has >= 1 row.
     index (N,) int64: the original row number (in the X given to `split`) of each row here.
-    All four are C-contiguous, so compiled code can read them directly.
+    All four are C-contiguous, so compiled code can read them directly.  They are the
+    federation's own copies and read-only (participant(k) views too): editing the arrays given
+    to the constructor does not change the federation, and nothing can change its offsets
+    under the compiled code that trusts them.
     """
 
     X: np.ndarray
@@ -47,25 +57,36 @@ class Federation:
         if not np.array_equal(np.sort(index), np.arange(len(y))):
             raise ValueError(f"index must be a permutation of 0..{len(y) - 1} (one entry per row)")
         # A frozen dataclass cannot assign its fields the usual way; this is the standard idiom.
-        object.__setattr__(self, "X", X)
-        object.__setattr__(self, "y", y)
-        object.__setattr__(self, "offsets", offsets)
-        object.__setattr__(self, "index", index)
+        for name, array in (("X", X), ("y", y), ("offsets", offsets), ("index", index)):
+            object.__setattr__(self, name, _read_only_copy(array))
+
+    def __reduce__(self):
+        """Copies and pickles rebuild through the constructor, so they are read-only too."""
+        return (type(self), (self.X, self.y, self.offsets, self.index))
 
     @classmethod
     def from_participants(cls, X_parts, y_parts):
         """Stack per-participant data [X_0, X_1, ...] (n_k, d) and [y_0, y_1, ...] (n_k,).
 
+        X_k and y_k must have the same number of rows (>= 1), and every X_k the same d.
         The rows keep the order given, so index = 0..N-1.
         """
+        X_parts, y_parts = _as_list(X_parts, "X_parts"), _as_list(y_parts, "y_parts")
         if len(X_parts) != len(y_parts) or len(X_parts) == 0:
             raise ValueError(f"X_parts and y_parts must be non-empty lists of the same length; "
                              f"got {len(X_parts)} and {len(y_parts)}")
-        sizes = [len(y_k) for y_k in y_parts]
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        X = np.concatenate([np.asarray(X_k) for X_k in X_parts])
-        y = np.concatenate([np.asarray(y_k) for y_k in y_parts])
-        return cls(X, y, offsets, np.arange(len(y)))
+        d = "d"
+        for k, (X_k, y_k) in enumerate(zip(X_parts, y_parts)):
+            X_parts[k] = as_float_array(X_k, f"X_parts[{k}]", 2, ("n_k", d))
+            y_parts[k] = as_float_array(y_k, f"y_parts[{k}]", 1)
+            d = X_parts[k].shape[1]
+            if len(y_parts[k]) != len(X_parts[k]):
+                raise ValueError(f"y_parts[{k}] has {len(y_parts[k])} values but X_parts[{k}] has "
+                                 f"{len(X_parts[k])} rows: participant {k}'s X and y must have "
+                                 f"the same number of rows")
+        offsets = np.concatenate([[0], np.cumsum([len(y_k) for y_k in y_parts])])
+        y = np.concatenate(y_parts)
+        return cls(np.concatenate(X_parts), y, offsets, np.arange(len(y)))
 
     @property
     def num_participants(self):
@@ -99,7 +120,7 @@ class Federation:
             raise TypeError(f"participant_id must be an integer; "
                             f"got {type(participant_id).__name__}")
         if not 0 <= participant_id < K:
-            raise IndexError(f"participant_id must be in 0..{K - 1} (there are {K} participants); "
+            raise ParticipantIdError(f"participant_id must be in 0..{K - 1} (there are {K} participants); "
                              f"got {participant_id}")
         start, stop = self.offsets[participant_id], self.offsets[participant_id + 1]
         return self.X[start:stop], self.y[start:stop]
@@ -150,6 +171,8 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0):
     scheme = _check_scheme(scheme)
     alpha = _check_alpha(alpha, scheme)
     rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+    if scheme == "covariate":
+        check_allocation(K * K, "num_participants")  # the (K, K) table of rows per region
 
     if scheme == "iid":
         owner = _deal(_equal_sizes(N, K), rng)
@@ -168,29 +191,41 @@ def make_concept_shift(num_participants, samples_per_participant, num_features, 
     A shared w ~ N(0, I) and b ~ N(0, 1); participant k has w_k = w + spread · N(0, I), and its
     data X_k ~ N(0, 1) (n_k, d), y_k = X_k w_k + b + noise · N(0, 1).  spread = 0: same w for all.
     samples_per_participant: an int (the same n_k for all) or K ints.
+    A request too large for memory (validation.check_allocation), or a spread or noise so
+    large that w_k or y overflow float64, is refused with a ValueError naming the argument.
     Returns the Federation (index = 0..N-1), W_true (K, d) whose row k is w_k, and b_true (float,
     shared by all).  Participant k's data come from its own child of SeedSequence(seed), so
     changing one participant's size does not change the others' data.
     """
     K = as_int(num_participants, "num_participants", minimum=1)
+    check_allocation(K, "num_participants", PARTICIPANT_BYTES, "participants (~1 kB each)")
     sizes = _check_sizes(samples_per_participant, K)
     d = as_int(num_features, "num_features", minimum=1)
     spread = _check_nonnegative(spread, "spread")
     noise = _check_nonnegative(noise, "noise")
     seed_seq = np.random.SeedSequence(as_int(seed, "seed", minimum=0))
+    check_allocation(K * d, "num_participants or num_features")  # W_true
+    check_allocation(sum(sizes) * d,  # X
+                     "num_participants, samples_per_participant or num_features")
     shared_seq, *participant_seqs = seed_seq.spawn(K + 1)
 
     shared_rng = np.random.default_rng(shared_seq)
     w = shared_rng.standard_normal(d)
     b_true = float(shared_rng.standard_normal())
-    W_true = w + spread * shared_rng.standard_normal((K, d))
+    with np.errstate(over="ignore", invalid="ignore"):
+        W_true = w + spread * shared_rng.standard_normal((K, d))
 
     X_parts, y_parts = [], []
     for w_k, n_k, seq in zip(W_true, sizes, participant_seqs):
         rng = np.random.default_rng(seq)
         X_k = rng.standard_normal((n_k, d))
+        with np.errstate(over="ignore", invalid="ignore"):
+            y_clean = X_k @ w_k + b_true
+        if not (np.isfinite(w_k).all() and np.isfinite(y_clean).all()):
+            raise ValueError(f"spread = {spread:g} is so large that the participants' w or y "
+                             f"overflow float64 (|value| > 1.8e308); use a smaller spread")
         X_parts.append(X_k)
-        y_parts.append(X_k @ w_k + b_true + noise * rng.standard_normal(n_k))
+        y_parts.append(add_noise(y_clean, noise, rng))
     return Federation.from_participants(X_parts, y_parts), W_true, b_true
 
 
@@ -278,6 +313,10 @@ def _check_alpha(alpha, scheme):
     alpha = as_float(alpha, "alpha")
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0 (the Dirichlet concentration); got {alpha}")
+    if alpha > MAX_ALPHA:
+        raise ValueError(f"alpha must be at most {MAX_ALPHA:g}: larger values overflow the "
+                         f"Dirichlet draw, and already at alpha = 1e6 every share is within about "
+                         f"0.1% of the others (for equal shares use scheme='iid'); got {alpha:g}")
     return alpha
 
 
@@ -303,8 +342,30 @@ def _check_sizes(samples_per_participant, K):
     return [as_int(n_k, "samples_per_participant", minimum=1) for n_k in sizes]
 
 
+def _read_only_copy(array):
+    """A fresh C-contiguous copy that nobody else can write to (nor through a view of it)."""
+    array = np.array(array, order="C", copy=True)
+    array.flags.writeable = False
+    return array
+
+
+def _as_list(parts, name):
+    """A new list of the pieces (one per participant), or TypeError naming `name`."""
+    if isinstance(parts, (str, bytes, dict)):
+        raise TypeError(f"{name} must be a list of arrays, one per participant; "
+                        f"got {type(parts).__name__}")
+    try:
+        return list(parts)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of arrays, one per participant; "
+                        f"got {type(parts).__name__}") from None
+
+
 def _as_int_array(value, name):
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"{name} must be a 1-D array of integers; {exc}") from None
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must be an array of integers; got dtype {array.dtype}")
     if array.ndim != 1:

@@ -1,24 +1,69 @@
 """`simulate`: run federated training on a `Federation` and return its `History`.
 
 One round (the article's loop): the server sends the model to the selected participants; each
-computes on its own data (FedSGD: one gradient; FedAvg/FedProx: a few epochs of local SGD) and
-sends the result back; the server takes the n_k-weighted mean and updates the model.  The
-rounds run in compiled code (`fedlite.engine`); `fedlite.federated` is the same round as
-readable Python.  Nothing here prints or plots: the caller decides what to show.
+computes on its own data and sends the result back; the server combines the results into the
+next model.  This is the one round loop of fedlite: every model (`fedlite.core.model`), every
+algorithm (`fedlite.algorithms`: a participant half and a server half) and every aggregator
+(secure aggregation, differential privacy, compression) runs through it, with one divergence
+rule and one `History`.  The participants' local work and the weighted mean run in compiled
+code (`fedlite.engine`); `fedlite.federated` is the same round as readable Python.  Nothing
+here prints or plots: the caller decides what to show.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from . import engine
-from .parameters import BYTES_PER_VALUE, MODELS, init_params, num_params, pack, unpack
-from .validation import as_float, as_int
+from .algorithms import ALGORITHMS, make_server_optimizer
+from .algorithms.base import FULL_BATCH  # noqa: F401  (the name of earlier versions)
+from .core.config import RunConfig, RunSeeds
+from .core.model import BYTES_PER_VALUE, build_model
+from .partition import Federation
+from .validation import UpdateOverflowError, as_float_array
 
-ALGORITHMS = ("fedsgd", "fedavg", "fedprox")
 DIVERGENCE_FACTOR = 1e6  # a loss this many times the starting loss counts as diverged
-FULL_BATCH = 2**62       # what batch_size=None means to the engine
+
+
+@runtime_checkable
+class Aggregator(Protocol):
+    """What `simulate(aggregator=...)` plugs in place of the plain weighted mean.
+
+    start(num_participants, num_params, seed_sequence)   once per run, before round 1
+    prepare(reports (m, P), selected (m,), round_number) -> (m, P)        optional: the
+        participant-side step (clipping, compression with error feedback), applied to each
+        participant's own report before it leaves the participant
+    aggregate(reports (m, P), num_examples (m,), selected (m,), round_number)
+        -> (mean report (P,), bytes sent up this round)                 the server side
+    Reports are gradients (FedSGD) or weight changes y_k - theta (FedAvg, FedProx).
+    `carries_control_variates = True` marks an aggregator that can also carry SCAFFOLD's
+    control variates (none of fedlite's can).
+    """
+
+    def start(self, num_participants: int, num_params: int,
+              seed_sequence: np.random.SeedSequence) -> None: ...
+
+    def aggregate(self, reports: np.ndarray, num_examples: np.ndarray, selected: np.ndarray,
+                  round_number: int) -> tuple: ...
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run carries from one round to the next, enough to resume it exactly.
+
+    round              rounds completed so far
+    theta (P,)         the server's model
+    participant_state  {name: (K, P)} e.g. SCAFFOLD's control variates c_k
+    server_state       {name: (P,) or dict} e.g. SCAFFOLD's c, the server optimiser's moments
+    """
+
+    round: int
+    theta: np.ndarray
+    participant_state: dict = field(default_factory=dict)
+    server_state: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -33,9 +78,15 @@ class History:
     bytes_down       (R,)     bytes sent server -> participants in each round (int)
     theta            (P,)     final parameters as one flat vector; `params` gives them as a tuple
     diverged_at      None, or the round whose loss was not finite or exceeded
-                     DIVERGENCE_FACTOR x loss[0]; the run stopped there and the history ends at
-                     the round before it (everything stored is finite)
-    config           the arguments of `simulate`
+                     DIVERGENCE_FACTOR x loss[0] (or whose updates could not be aggregated);
+                     the run stopped there and the history ends at the round before it
+                     (everything stored is finite)
+    config           the run's settings (a frozen `RunConfig`; config["lr"] works too)
+    model            the model object (`fedlite.core.model`)
+    state            the `RunState` after the last round: `simulate(..., resume=history)`
+                     continues the run exactly where it stopped
+    metrics          {name: (R,) array} per-round extras some models record (e.g. LoRA's
+                     aggregation error)
     """
 
     loss: np.ndarray
@@ -45,13 +96,15 @@ class History:
     bytes_down: np.ndarray
     theta: np.ndarray
     diverged_at: int | None
-    config: dict = field(repr=False)
+    config: RunConfig = field(repr=False)
+    model: object = field(default=None, repr=False)
+    state: RunState | None = field(default=None, repr=False)
+    metrics: dict = field(default_factory=dict, repr=False)
 
     @property
     def params(self):
         """Final parameters: (w, b) for the linear model, (W1, b1, W2, b2) for the MLP."""
-        c = self.config
-        return unpack(self.theta, c["model"], c["num_features"], c["hidden"])
+        return self.model.unpack(self.theta)
 
     @property
     def num_rounds(self):
@@ -69,6 +122,8 @@ class History:
 
     def rounds_to(self, target_loss):
         """First round whose global loss is <= target_loss, or None if never reached."""
+        from .validation import as_float
+        target_loss = as_float(target_loss, "target_loss")
         hits = np.flatnonzero(self.loss <= target_loss)
         return int(hits[0]) if hits.size else None
 
@@ -80,91 +135,143 @@ class History:
 
 def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, local_epochs=1,
              batch_size=None, mu=0.0, participation=1.0, hidden=10, seed=0, init=None,
-             aggregator=None):
+             aggregator=None, server_optimizer="sgd", server_lr=None, server_momentum=0.9,
+             beta1=0.9, beta2=0.99, tau=1e-3, resume=None):
     """Simulate federated training of `model` on `federation`; returns a `History`.
 
     federation    a `fedlite.Federation` (participant k holds rows offsets[k]:offsets[k+1])
-    model         "linear" (y = w·x + b) or "mlp" (Dense(hidden, relu) -> Dense(1))
+    model         "linear" (y = w·x + b), "mlp" (Dense(hidden, relu) -> Dense(1)), or a model
+                  object (`fedlite.core.model.Model`, e.g. `fedlite.lora.LoraModel`)
     algorithm     "fedsgd" (participants send a full-batch gradient, the server steps by lr),
                   "fedavg" (participants run local_epochs of minibatch SGD, send weights),
-                  "fedprox" (FedAvg plus mu/2 ||w - w_server||² in each local objective)
+                  "fedprox" (FedAvg plus mu/2 ||w - w_server||² in each local objective),
+                  "scaffold" (local steps corrected by control variates; Karimireddy et al. 2020)
     num_rounds    rounds of communication, >= 1
     lr            learning rate, > 0 (the server's step for FedSGD, the local step otherwise)
-    local_epochs, batch_size   local work per round (FedAvg/FedProx); batch_size None = full batch
+    local_epochs, batch_size   local work per round (not FedSGD); batch_size None = full batch
     mu            FedProx proximal strength, >= 0 (0 reproduces FedAvg exactly)
     participation fraction of participants selected each round, in (0, 1]; at least one
     hidden        hidden units of the MLP
     seed          int seed for everything random (MLP init, participant sampling, minibatch order)
     init          starting parameters (a tuple as in `History.params`, or a flat theta);
-                  None = zeros (linear) or a seeded He initialisation (MLP)
-    aggregator    None for the plain n_k-weighted mean (compiled), or an object that changes
-                  what participants send and how the server combines it (secure aggregation,
-                  differential privacy, compression).  It gets the participants' reports
-                  (FedSGD: gradients; FedAvg/FedProx: weight changes w_k - w_server):
-                    aggregator.start(num_participants, num_params, seed_sequence)  # each run
-                    aggregator.aggregate(reports (m, P), num_examples (m,), selected (m,),
-                                         round_number) -> (mean_report (P,), bytes_up int)
-                  and its mean report replaces the weighted mean.
+                  None = the model's own (zeros for linear, a seeded He initialisation for MLP)
+    aggregator    None for the plain n_k-weighted mean (compiled), or an `Aggregator`
+                  (secure aggregation, differential privacy, compression; see `Aggregator`)
+    server_optimizer, server_lr, server_momentum, beta1, beta2, tau
+                  what the server does with the mean weight change (not FedSGD): "sgd"
+                  (server_lr 1 = plain FedAvg), "momentum", "adam", "yogi", "adagrad"
+                  (fedlite.algorithms.server_optimizers; server_lr None = 1 for sgd and
+                  momentum, 0.1 for the adaptive ones)
+    resume        a History of an earlier run on the same federation with the same model and
+                  algorithm: continue it (its rounds, control variates, optimiser moments,
+                  selection and minibatch streams); the new History holds the whole run
     """
-    c = _check_config(federation, model, algorithm, num_rounds, lr, local_epochs, batch_size,
-                      mu, participation, hidden, seed)
-    init_seq, server_seq, participants_seq, aggregator_seq = (
-        np.random.SeedSequence(c["seed"]).spawn(4))
-    K, d, h = federation.num_participants, c["num_features"], c["hidden"]
-    theta = _initial_theta(init, c, np.random.default_rng(init_seq))
-    server_rng = np.random.default_rng(server_seq)
-    keys = participant_keys(participants_seq, K)
-    sizes = np.asarray(federation.sizes, dtype=np.float64)
-    m = max(1, int(round(c["participation"] * K)))
-    model_code = engine.LINEAR if c["model"] == "linear" else engine.MLP
-    algorithm_code = engine.FEDSGD if c["algorithm"] == "fedsgd" else engine.FEDAVG
-    batch = FULL_BATCH if c["batch_size"] is None else c["batch_size"]
-    X, y, offsets = federation.X, federation.y, federation.offsets
-    bytes_per_message = num_params(c["model"], d, h) * BYTES_PER_VALUE
+    federation = check_federation(federation)
+    d = federation.num_features
+    model = build_model(model, d, hidden)
+    config = RunConfig.build(
+        model_name=model.name, num_features=d,
+        smallest_participant=int(federation.sizes.min()), algorithm=algorithm,
+        num_rounds=num_rounds, lr=lr, local_epochs=local_epochs, batch_size=batch_size, mu=mu,
+        participation=participation, hidden=model.hidden, seed=seed,
+        server_optimizer=server_optimizer, server_lr=server_lr,
+        server_momentum=server_momentum, beta1=beta1, beta2=beta2, tau=tau)
+    algo = ALGORITHMS[config.algorithm]
+    optimizer = make_server_optimizer(config)
+    aggregator = _check_aggregator(aggregator, algo)
+    seeds = RunSeeds.from_seed(config.seed)
+    K, P = federation.num_participants, model.num_params
+    sizes = federation.sizes.astype(np.float64)
+    m = max(1, int(round(config.participation * K)))
+    keys = participant_keys_for_seed(config.seed, K)
 
-    if aggregator is not None:
-        aggregator.start(K, theta.size, aggregator_seq)
-    losses = [engine.participant_losses(model_code, X, y, offsets, theta, d, h)]
-    selected, sent_up, diverged_at = [], [], None
-    with np.errstate(all="ignore"):
+    if resume is not None:
+        if init is not None:
+            raise ValueError("give either init or resume, not both")
+        past = _check_resume(resume, federation, model, config)
+        state = past.state
+        losses, loss0 = [past.participant_loss[-1]], float(past.loss[0])
+    else:
+        past = None
+        theta = (model.init(np.random.default_rng(seeds.init)) if init is None
+                 else _initial_theta(init, model))
+        state = RunState(0, theta, algo.init_participant_state(K, P),
+                         {**algo.init_server_state(P), "optimizer": optimizer.init(P)})
+        losses = [_losses(model, federation, theta)]
         loss0 = _global_loss(losses[0], sizes)
-        for r in range(1, c["num_rounds"] + 1):
+        if not np.isfinite(loss0):
+            raise ValueError(
+                "the loss at the starting parameters is not finite although the data are: it "
+                "overflows float64 (values near 1e154 or more squared); rescale X and y"
+                + (" or choose a smaller init" if init is not None else ""))
+    if aggregator is not None:
+        aggregator.start(K, P, seeds.aggregator)
+
+    theta, participant_state, server_state = (state.theta, state.participant_state,
+                                              state.server_state)
+    per_message = algo_values(algo, P) * BYTES_PER_VALUE
+    selected, sent_up, diverged_at = [], [], None
+    metrics = {}
+    with np.errstate(all="ignore"):
+        for r in range(state.round + 1, state.round + config.num_rounds + 1):
             chosen = (np.arange(K) if m == K
-                      else np.sort(server_rng.choice(K, size=m, replace=False)))
-            updates = engine.local_updates(model_code, algorithm_code, X, y, offsets, chosen,
-                                           keys, r, theta, d, h, c["lr"], c["local_epochs"],
-                                           batch, c["mu"])
+                      else np.sort(seeds.round_rng(r).choice(K, size=m, replace=False)))
+            reports, extras, new_participant_state = algo.fit_selected(
+                model, federation, chosen, keys, r, theta, config, participant_state,
+                server_state)
+            extras = {**extras, "num_participants": K}
+            if not np.isfinite(reports).all():
+                diverged_at = r
+                break
             if aggregator is None:
-                mean = engine.aggregate(updates, sizes[chosen])
-                new_theta = theta - c["lr"] * mean if algorithm_code == engine.FEDSGD else mean
-                sent = m * bytes_per_message
-            else:  # participants report gradients (FedSGD) or weight changes (FedAvg/FedProx)
-                reports = updates if algorithm_code == engine.FEDSGD else updates - theta
-                mean, sent = aggregator.aggregate(reports, sizes[chosen], chosen, r)
-                new_theta = (theta - c["lr"] * mean if algorithm_code == engine.FEDSGD
-                             else theta + mean)
-            new_losses = engine.participant_losses(model_code, X, y, offsets, new_theta, d, h)
+                mean = engine.aggregate(reports, sizes[chosen])
+                sent = m * per_message
+            else:
+                try:
+                    mean, sent = _aggregate_with(aggregator, algo, reports, theta, sizes[chosen],
+                                                 chosen, r)
+                except UpdateOverflowError:
+                    diverged_at = r
+                    break
+            new_theta, new_server_state = algo.aggregate_fit(
+                theta, mean, extras, chosen, config, server_state, optimizer)
+            new_losses = _losses(model, federation, new_theta)
             loss = _global_loss(new_losses, sizes)
             if not (np.isfinite(loss) and np.isfinite(new_theta).all()
                     and loss <= DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)):
                 diverged_at = r
                 break
-            theta = new_theta
+            for name, value in getattr(model, "round_metrics", _no_metrics)(
+                    reports, sizes[chosen], theta, new_theta).items():
+                metrics.setdefault(name, []).append(value)
+            theta, participant_state, server_state = (new_theta, new_participant_state,
+                                                      new_server_state)
             losses.append(new_losses)
             selected.append(chosen)
             sent_up.append(sent)
+
     R = len(selected)
     participant_loss = np.array(losses)
-    return History(
+    history = History(
         loss=(participant_loss * sizes).sum(axis=1) / sizes.sum(),
         participant_loss=participant_loss,
         selected=np.array(selected, dtype=np.int64).reshape(R, m),
         bytes_up=np.array(sent_up, dtype=np.int64),
-        bytes_down=np.full(R, m * bytes_per_message, dtype=np.int64),
+        bytes_down=np.full(R, m * per_message, dtype=np.int64),
         theta=theta,
         diverged_at=diverged_at,
-        config=c,
+        config=config,
+        model=model,
+        state=RunState(state.round + R, theta, participant_state, server_state),
+        metrics={name: np.array(values) for name, values in metrics.items()},
     )
+    return history if past is None else _joined(past, history)
+
+
+def algo_values(algorithm, num_params):
+    """Values each participant sends (and receives) per round: P, or 2P for SCAFFOLD (the
+    model plus a control variate)."""
+    return num_params * getattr(algorithm, "messages_per_round", 1)
 
 
 def participant_keys(seed_sequence, num_participants):
@@ -178,9 +285,42 @@ def participant_keys(seed_sequence, num_participants):
                     dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_keys(seed, num_participants):
+    keys = participant_keys(RunSeeds.from_seed(seed).participants, num_participants)
+    keys.flags.writeable = False
+    return keys
+
+
 def participant_keys_for_seed(seed, num_participants):
-    """The participant keys `simulate(..., seed=seed)` uses, shape (K,)."""
-    return participant_keys(np.random.SeedSequence(seed).spawn(4)[2], num_participants)
+    """The participant keys `simulate(..., seed=seed)` uses, shape (K,) (read-only, cached:
+    spawning K SeedSequences costs ~16 µs each, which stepping a run one round at a time with
+    1000 participants would otherwise pay every round)."""
+    return _cached_keys(int(seed), int(num_participants))
+
+
+def check_federation(federation):
+    """The federation, checked: a fedlite.Federation whose offsets fit its data (the compiled
+    engine reads rows offsets[k]:offsets[k+1] without bounds checks)."""
+    if not isinstance(federation, Federation):
+        raise TypeError("federation must be a fedlite.Federation (make one with fedlite.split "
+                        f"or Federation.from_participants); got {type(federation).__name__}")
+    X, y, offsets = federation.X, federation.y, federation.offsets
+    ok = (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2
+          and X.flags.c_contiguous and isinstance(y, np.ndarray) and y.dtype == np.float64
+          and y.shape == (X.shape[0],) and y.flags.c_contiguous
+          and isinstance(offsets, np.ndarray) and offsets.dtype == np.int64
+          and offsets.ndim == 1 and offsets.size >= 2 and offsets[0] == 0
+          and offsets[-1] == X.shape[0] and bool(np.all(np.diff(offsets) >= 1)))
+    if not ok:
+        raise ValueError("federation's arrays were changed after it was made (its offsets no "
+                         "longer fit its data); make a new one with fedlite.split")
+    return federation
+
+
+# ----------------------------------------------------------------------------- helpers
+def _losses(model, federation, theta):
+    return model.participant_losses(federation, theta)
 
 
 def _global_loss(participant_losses, sizes):
@@ -188,51 +328,100 @@ def _global_loss(participant_losses, sizes):
     return float((participant_losses * sizes).sum() / sizes.sum())
 
 
-def _initial_theta(init, c, rng):
-    P = num_params(c["model"], c["num_features"], c["hidden"])
-    if init is None:
-        return init_params(c["model"], c["num_features"], c["hidden"], rng)
-    theta = pack(init) if isinstance(init, (tuple, list)) else np.asarray(init, dtype=np.float64)
-    if theta.shape != (P,) or not np.isfinite(theta).all():
-        raise ValueError(f"init must give {P} finite parameters for model={c['model']!r} "
-                         f"(a tuple like History.params, or a flat vector); got shape {theta.shape}")
-    return theta.copy()
+def _no_metrics(*args):
+    return {}
 
 
-def _check_config(federation, model, algorithm, num_rounds, lr, local_epochs, batch_size, mu,
-                  participation, hidden, seed):
-    """Validate simulate's arguments; return them as a dict of clean Python values."""
-    for attr in ("X", "y", "offsets", "sizes", "num_participants"):
-        if not hasattr(federation, attr):
-            raise TypeError("federation must be a fedlite.Federation (make one with "
-                            f"fedlite.split); got {type(federation).__name__}")
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}; got {model!r}")
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
-    lr = as_float(lr, "lr")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0; got {lr}")
-    mu = as_float(mu, "mu")
-    if mu < 0:
-        raise ValueError(f"mu must be >= 0; got {mu}")
-    participation = as_float(participation, "participation")
-    if not 0 < participation <= 1:
-        raise ValueError(f"participation must be in (0, 1]; got {participation}")
-    c = dict(model=model, algorithm=algorithm, lr=lr, mu=mu, participation=participation,
-             num_rounds=as_int(num_rounds, "num_rounds", minimum=1),
-             local_epochs=as_int(local_epochs, "local_epochs", minimum=1),
-             batch_size=None if batch_size is None else as_int(batch_size, "batch_size", 1),
-             hidden=as_int(hidden, "hidden", minimum=1), seed=as_int(seed, "seed", minimum=0),
-             num_features=int(federation.X.shape[1]))
-    if algorithm == "fedsgd" and (c["local_epochs"] != 1 or c["batch_size"] is not None):
-        raise ValueError("local_epochs and batch_size apply to fedavg and fedprox; FedSGD sends "
-                         "one full-batch gradient per round (leave them at 1 and None)")
-    if algorithm != "fedprox" and mu != 0:
-        raise ValueError(f"mu is the FedProx proximal strength; use algorithm='fedprox' "
-                         f"(got algorithm={algorithm!r}, mu={mu})")
-    smallest = int(np.min(federation.sizes))
-    if c["batch_size"] is not None and c["batch_size"] > smallest:
-        raise ValueError(f"batch_size must be at most the smallest participant's data "
-                         f"({smallest} rows); got {c['batch_size']} (use None for full batch)")
-    return c
+def _aggregate_with(aggregator, algo, reports, theta, num_examples, selected, round_number):
+    """An aggregator's mean, as the algorithm's server half expects it (mean weights or mean
+    gradient); the aggregator itself sees gradients or weight changes."""
+    reports = reports if algo.reports == "gradient" else reports - theta
+    prepare = getattr(aggregator, "prepare", None)
+    if prepare is not None:   # the participant side: each report is processed where it is made
+        reports = _checked_output(prepare(reports, selected, round_number), reports.shape,
+                                  "aggregator.prepare")
+    result = aggregator.aggregate(reports, num_examples, selected, round_number)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError("aggregator.aggregate must return (mean report (P,), bytes_up int); "
+                        f"got {type(result).__name__}")
+    mean, sent = result
+    mean = _checked_output(mean, (theta.size,), "aggregator.aggregate's mean")
+    if isinstance(sent, bool) or not isinstance(sent, (int, np.integer)) or sent < 0:
+        raise TypeError(f"aggregator.aggregate must return bytes_up as an int >= 0; got {sent!r}")
+    if not np.isfinite(mean).all():
+        raise UpdateOverflowError("the aggregated update is not finite")
+    return (mean if algo.reports == "gradient" else theta + mean), int(sent)
+
+
+def _checked_output(value, shape, name):
+    try:
+        array = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"{name} must be a float array of shape {shape}; {exc}") from None
+    if array.shape != shape or array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a float array of shape {shape}; got "
+                        f"{array.dtype} of shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _check_aggregator(aggregator, algo):
+    if aggregator is None:
+        return None
+    for method in ("start", "aggregate"):
+        if not callable(getattr(aggregator, method, None)):
+            raise TypeError(f"aggregator must have start(...) and aggregate(...) methods (see "
+                            f"fedlite.simulation.Aggregator); {type(aggregator).__name__} has "
+                            f"no {method}")
+    if algo.name == "scaffold" and not getattr(aggregator, "carries_control_variates", False):
+        raise ValueError(f"algorithm='scaffold' sends control variates too, which the "
+                         f"aggregator {type(aggregator).__name__} cannot carry; use fedavg or "
+                         f"fedprox with it")
+    return aggregator
+
+
+def _initial_theta(init, model):
+    P = model.num_params
+    if isinstance(init, (tuple, list)):
+        try:
+            return model.pack(init)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"init: {exc}") from None
+    if isinstance(init, np.ndarray) and init.dtype.kind in "iuf":
+        theta = as_float_array(init, "init", 1, (P,))
+        return theta.copy()
+    raise TypeError(f"init must be a tuple like History.params or a flat float array of "
+                    f"{P} parameters for {model!r}; got {type(init).__name__}")
+
+
+def _check_resume(history, federation, model, config):
+    if not isinstance(history, History) or history.state is None:
+        raise TypeError(f"resume must be a History returned by fedlite.simulate; got "
+                        f"{type(history).__name__}")
+    past = history.config
+    for name in ("model", "algorithm", "num_features", "hidden", "seed", "participation",
+                 "server_optimizer"):
+        if past[name] != config[name]:
+            raise ValueError(f"resume: the earlier run had {name}={past[name]!r}, this one "
+                             f"{name}={config[name]!r}; a resumed run keeps them")
+    if history.participant_loss.shape[1] != federation.num_participants:
+        raise ValueError("resume: the earlier run had a different number of participants")
+    if history.diverged:
+        raise ValueError(f"resume: the earlier run diverged at round {history.diverged_at}")
+    if history.model.num_params != model.num_params:
+        raise ValueError("resume: the earlier run's model has a different size")
+    return history
+
+
+def _joined(past, new):
+    """The whole run: the earlier history followed by the rounds just simulated."""
+    return History(
+        loss=np.concatenate([past.loss, new.loss[1:]]),
+        participant_loss=np.concatenate([past.participant_loss, new.participant_loss[1:]]),
+        selected=np.concatenate([past.selected, new.selected]),
+        bytes_up=np.concatenate([past.bytes_up, new.bytes_up]),
+        bytes_down=np.concatenate([past.bytes_down, new.bytes_down]),
+        theta=new.theta, diverged_at=new.diverged_at, config=new.config, model=new.model,
+        state=new.state,
+        metrics={name: np.concatenate([past.metrics.get(name, np.empty(0)), values])
+                 for name, values in new.metrics.items()},
+    )

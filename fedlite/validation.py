@@ -83,8 +83,8 @@ def as_data(X, y, check_finite=True):
 MAX_ARRAY_BYTES = 2 * 2**30  # 2 GiB: the largest array fedlite agrees to make
 
 
-def check_allocation(num_values, name, itemsize=8):
-    """Refuse, before allocating, an array of `num_values` items larger than MAX_ARRAY_BYTES.
+def check_allocation(num_values, name, itemsize=8, what="values"):
+    """Refuse, before allocating, `num_values` items of `itemsize` bytes over MAX_ARRAY_BYTES.
 
     num_values: the exact count as a Python int (e.g. n * d), so a huge request cannot wrap
     around; itemsize: bytes per item (8 for float64).  `name` is the argument (or arguments)
@@ -93,10 +93,9 @@ def check_allocation(num_values, name, itemsize=8):
     """
     num_bytes = int(num_values) * int(itemsize)
     if num_bytes > MAX_ARRAY_BYTES:
-        raise ValueError(f"{name} too large: the array would hold {_count_text(num_values)} "
-                         f"values ({_gib_text(num_bytes)}), more than the "
-                         f"{MAX_ARRAY_BYTES / 2**30:g} GiB fedlite allows for one array; "
-                         f"make {name} smaller")
+        raise ValueError(f"{name} too large: {_count_text(num_values)} {what} would take "
+                         f"{_gib_text(num_bytes)}, more than the {MAX_ARRAY_BYTES / 2**30:g} GiB "
+                         f"fedlite allows for one array; make {name} smaller")
 
 
 def _count_text(count):

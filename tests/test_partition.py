@@ -266,3 +266,166 @@ def test_concept_shift_is_reproducible_and_participants_are_independent():
 def test_concept_shift_bad_arguments_are_named(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         make_concept_shift(*args, **kwargs)
+
+
+# ---- a federation's data are its own and read-only --------------------------------------
+
+def _federations():
+    X, y = _data(30)
+    return {
+        "split": split(X, y, 3, seed=0),
+        "constructor": Federation(X, y, [0, 10, 30], np.arange(30)),
+        "from_participants": Federation.from_participants([X[:10], X[10:]], [y[:10], y[10:]]),
+        "concept_shift": make_concept_shift(3, 10, 3, seed=0)[0],
+    }
+
+
+@pytest.mark.parametrize("how", ["split", "constructor", "from_participants", "concept_shift"])
+def test_federation_arrays_and_participant_views_are_read_only(how):
+    """Compiled code trusts offsets: `fed.offsets[-1] = 10**9` made simulate segfault."""
+    import copy
+    import pickle
+
+    fed = _federations()[how]
+    X_k, y_k = fed.participant(1)
+    for copied in (fed, copy.copy(fed), copy.deepcopy(fed), pickle.loads(pickle.dumps(fed))):
+        for name in ["X", "y", "offsets", "index"]:
+            array = getattr(copied, name)
+            assert not array.flags.writeable, name
+            with pytest.raises(ValueError, match="read-only"):
+                array[-1] = 10**9
+    for array in (X_k, y_k):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 1.0
+        with pytest.raises(ValueError):
+            array.flags.writeable = True        # not even by flipping the flag back
+
+
+def test_federation_keeps_its_own_copy_of_what_it_was_given():
+    X, y = _data(10)
+    offsets, index = np.array([0, 4, 10]), np.arange(10)
+    fed = Federation(X, y, offsets, index)
+    X_before, y_before = X.copy(), y.copy()
+    X[:] = 0.0
+    y[:] = 0.0
+    offsets[1] = 9
+    index[:2] = index[1::-1]
+    assert_array_equal(fed.X, X_before)
+    assert_array_equal(fed.y, y_before)
+    assert_array_equal(fed.offsets, [0, 4, 10])
+    assert_array_equal(fed.index, np.arange(10))
+    assert X.flags.writeable                                    # the caller's arrays untouched
+
+
+@pytest.mark.parametrize("X_parts, y_parts, match", [
+    ([np.ones((2, 3)), np.ones((3, 3))], [np.ones(2), np.ones(2)],
+     r"y_parts\[1\] has 2 values but X_parts\[1\] has 3 rows"),
+    ([np.ones((2, 3)), np.ones((3, 3))], [np.ones(3), np.ones(2)],
+     r"y_parts\[0\] has 3 values but X_parts\[0\] has 2 rows"),
+    ([np.ones((2, 3)), np.ones((3, 2))], [np.ones(2), np.ones(3)],
+     r"X_parts\[1\] must have shape \(n_k, 3\)"),
+    ([np.ones((2, 3)), np.ones((0, 3))], [np.ones(2), np.ones(0)], r"X_parts\[1\] must not be empty"),
+    ([np.ones(3)], [np.ones(3)], r"X_parts\[0\] must be 2-D"),
+    ([np.ones((2, 1))], [np.ones((2, 1))], r"y_parts\[0\] must be 1-D"),
+    ([np.array([[1.0], [np.nan]])], [np.ones(2)], r"X_parts\[0\] must contain only finite"),
+    ([], [], "non-empty"),
+    ([np.ones((2, 1))], [np.ones(2), np.ones(2)], "same length"),
+])
+def test_from_participants_checks_each_piece_naming_it(X_parts, y_parts, match):
+    with pytest.raises(ValueError, match=match):
+        Federation.from_participants(X_parts, y_parts)
+
+
+@pytest.mark.parametrize("X_parts, y_parts, match", [
+    (5, [np.ones(2)], "X_parts must be a list"), ([np.ones((2, 1))], None, "y_parts must be a list"),
+    ("ab", [np.ones(2)], "X_parts must be a list"),
+    ([[["a"], ["b"]]], [np.ones(2)], r"X_parts\[0\] must hold real numbers"),
+])
+def test_from_participants_refuses_non_lists_naming_them(X_parts, y_parts, match):
+    with pytest.raises(TypeError, match=match):
+        Federation.from_participants(X_parts, y_parts)
+
+
+def test_a_bad_participant_id_is_also_a_value_error():
+    fed = split(*_data(20), 4)
+    for bad in (4, -1, 10**400):
+        with pytest.raises(ValueError, match="participant_id"):
+            fed.participant(bad)
+
+
+# ---- arguments at the edge of what float64 and memory hold ---------------------------------
+
+@pytest.mark.parametrize("scheme", ["quantity", "covariate"])
+@pytest.mark.parametrize("alpha", [1e308, 1e101])
+def test_a_huge_alpha_is_refused_naming_alpha(scheme, alpha):
+    """alpha=1e308 made the Dirichlet draw NaN: a RuntimeWarning, then an error on the sizes."""
+    with pytest.raises(ValueError, match="^alpha must be at most 1e.100"):
+        split(*_data(50), 5, scheme=scheme, alpha=alpha)
+
+
+@pytest.mark.parametrize("scheme", ["quantity", "covariate"])
+@pytest.mark.parametrize("alpha", [1e100, 1e-300])
+def test_extreme_alphas_inside_the_range_still_split(scheme, alpha):
+    X, y = _data(50)
+    assert_valid_federation(split(X, y, 5, scheme=scheme, alpha=alpha), X, y, 5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"spread": 1e308}, "^spread = 1e.308 is so large"),
+    ({"spread": 5e307}, "^spread = 5e.307 is so large"),        # w finite, X w overflows
+    ({"noise": 1e308}, "^noise = 1e.308 is so large"),
+])
+def test_concept_shift_refuses_data_that_overflow_naming_the_cause(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_concept_shift(3, 100, 4, seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("args, match", [
+    pytest.param((10**9, 1, 1), "^num_participants too large", id="10**9 participants (hung)"),
+    pytest.param((10**7, 1, 1), "^num_participants too large", id="10**7 participants"),
+    pytest.param((3, 10**9, 1), "^num_participants, samples_per_participant or num_features "
+                                "too large", id="3e9 rows"),
+    pytest.param((2, 1, 10**9), "^num_participants or num_features too large", id="wide W_true"),
+    pytest.param((2, [1, 10**400], 1), "samples_per_participant or num_features too large",
+                 id="10**400 rows"),
+])
+def test_concept_shift_refuses_what_cannot_fit_in_memory_before_allocating(args, match):
+    with pytest.raises(ValueError, match=match):
+        make_concept_shift(*args)
+
+
+def test_covariate_split_refuses_a_region_table_too_large_for_memory():
+    X, y = np.zeros((20_000, 1)), np.zeros(20_000)     # K = 20 000: a (K, K) table of 3.2 GB
+    with pytest.raises(ValueError, match="^num_participants too large"):
+        split(X, y, 20_000, scheme="covariate")
+
+
+class _Unconvertible:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda X, y: split(_Unconvertible(), y, 2), TypeError, "^X must"),
+    (lambda X, y: split(X, _Unconvertible(), 2), TypeError, "^y must"),
+    (lambda X, y: split(X, y, 10**400), ValueError, "^num_participants must be at most"),
+    (lambda X, y: split(X, y, np.nan), TypeError, "^num_participants"),
+    (lambda X, y: split(X, y, 2, scheme="quantity", alpha=np.nan), ValueError, "^alpha"),
+    (lambda X, y: split(X, y, 2, scheme="quantity", alpha=1j), TypeError, "^alpha"),
+    (lambda X, y: split(X, y, 2, scheme="quantity", alpha=10**400), ValueError, "^alpha"),
+    (lambda X, y: split(X.astype(complex), y, 2), TypeError, "^X must"),
+    (lambda X, y: Federation(X, y, _Unconvertible(), np.arange(10)), TypeError, "^offsets"),
+    (lambda X, y: Federation(X, y, [0, 10], [[0] * 10]), ValueError, "^index must be 1-D"),
+    (lambda X, y: Federation(X, y, [0, True], np.arange(10)), ValueError, "^offsets"),
+    (lambda X, y: Federation(X, y, np.array([0, 2**64 - 1], dtype=np.uint64), np.arange(10)),
+     ValueError, "^offsets"),
+    (lambda X, y: make_concept_shift(2, 3, 2, spread=np.inf), ValueError, "^spread"),
+    (lambda X, y: make_concept_shift(2, 3, 2, noise=True), TypeError, "^noise"),
+    (lambda X, y: make_concept_shift(2, np.ones((2, 2), int), 2), TypeError,
+     "^samples_per_participant"),
+    (lambda X, y: make_concept_shift(2, "ab", 2), TypeError, "^samples_per_participant"),
+])
+def test_hostile_arguments_are_refused_naming_them(make, error, match):
+    X, y = _data(10)
+    with pytest.raises(error, match=match):
+        make(X, y)
