@@ -39,8 +39,8 @@ class Aggregator(Protocol):
     aggregate(reports (m, P), num_examples (m,), selected (m,), round_number)
         -> (mean report (P,), bytes sent up this round)                 the server side
     Reports are gradients (FedSGD) or weight changes y_k - theta (FedAvg, FedProx).
-    `carries_control_variates = True` marks an aggregator that can also carry SCAFFOLD's
-    control variates (none of fedlite's can).
+    `carries_control_variates = True` marks an aggregator that can also carry what an
+    algorithm with messages_per_round > 1 sends besides its report (none of fedlite's can).
     """
 
     def start(self, num_participants: int, num_params: int,
@@ -145,7 +145,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
     algorithm     "fedsgd" (participants send a full-batch gradient, the server steps by lr),
                   "fedavg" (participants run local_epochs of minibatch SGD, send weights),
                   "fedprox" (FedAvg plus mu/2 ||w - w_server||² in each local objective),
-                  "scaffold" (local steps corrected by control variates; Karimireddy et al. 2020)
+                  or any name in fedlite.algorithms.ALGORITHMS
     num_rounds    rounds of communication, >= 1
     lr            learning rate, > 0 (the server's step for FedSGD, the local step otherwise)
     local_epochs, batch_size   local work per round (not FedSGD); batch_size None = full batch
@@ -269,8 +269,8 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
 
 
 def algo_values(algorithm, num_params):
-    """Values each participant sends (and receives) per round: P, or 2P for SCAFFOLD (the
-    model plus a control variate)."""
+    """Values each participant sends (and receives) per round: P times the algorithm's
+    messages_per_round (e.g. the model plus a control variate)."""
     return num_params * getattr(algorithm, "messages_per_round", 1)
 
 
@@ -372,8 +372,9 @@ def _check_aggregator(aggregator, algo):
             raise TypeError(f"aggregator must have start(...) and aggregate(...) methods (see "
                             f"fedlite.simulation.Aggregator); {type(aggregator).__name__} has "
                             f"no {method}")
-    if algo.name == "scaffold" and not getattr(aggregator, "carries_control_variates", False):
-        raise ValueError(f"algorithm='scaffold' sends control variates too, which the "
+    if (getattr(algo, "messages_per_round", 1) > 1
+            and not getattr(aggregator, "carries_control_variates", False)):
+        raise ValueError(f"algorithm={algo.name!r} sends control variates too, which the "
                          f"aggregator {type(aggregator).__name__} cannot carry; use fedavg or "
                          f"fedprox with it")
     return aggregator

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..validation import as_float, as_int
 
-ALGORITHM_NAMES = ("fedsgd", "fedavg", "fedprox", "scaffold")
 SERVER_OPTIMIZERS = ("sgd", "momentum", "adam", "yogi", "adagrad")
 
 
@@ -60,8 +59,10 @@ class RunConfig:
               local_epochs, batch_size, mu, participation, hidden, seed, server_optimizer,
               server_lr, server_momentum, beta1, beta2, tau):
         """Check simulate's arguments and return them as a RunConfig."""
-        if not isinstance(algorithm, str) or algorithm not in ALGORITHM_NAMES:
-            raise ValueError(f"algorithm must be one of {ALGORITHM_NAMES}; got {algorithm!r}")
+        from ..algorithms import ALGORITHMS
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {tuple(ALGORITHMS)}; got {algorithm!r}")
+        accepts_optimizer = ALGORITHMS[algorithm].accepts_server_optimizer
         lr = _positive(lr, "lr")
         mu = as_float(mu, "mu")
         if mu < 0:
@@ -72,9 +73,9 @@ class RunConfig:
         local_epochs = as_int(local_epochs, "local_epochs", minimum=1, maximum=10**6)
         batch_size = None if batch_size is None else as_int(batch_size, "batch_size", 1)
         if algorithm == "fedsgd" and (local_epochs != 1 or batch_size is not None):
-            raise ValueError("local_epochs and batch_size apply to fedavg, fedprox and scaffold; "
-                             "FedSGD sends one full-batch gradient per round (leave them at 1 and "
-                             "None)")
+            raise ValueError("local_epochs and batch_size apply to the algorithms with local "
+                             "training; FedSGD sends one full-batch gradient per round (leave "
+                             "them at 1 and None)")
         if algorithm != "fedprox" and mu != 0:
             raise ValueError(f"mu is the FedProx proximal strength; use algorithm='fedprox' "
                              f"(got algorithm={algorithm!r}, mu={mu})")
@@ -85,11 +86,11 @@ class RunConfig:
         if not isinstance(server_optimizer, str) or server_optimizer not in SERVER_OPTIMIZERS:
             raise ValueError(f"server_optimizer must be one of {SERVER_OPTIMIZERS}; got "
                              f"{server_optimizer!r}")
-        if algorithm == "fedsgd" and (server_optimizer != "sgd" or server_lr is not None):
-            raise ValueError("server_optimizer and server_lr apply to fedavg, fedprox and "
-                             "scaffold; FedSGD's server step is lr times the mean gradient "
-                             f"(got server_optimizer={server_optimizer!r}, "
-                             f"server_lr={server_lr!r})")
+        if not accepts_optimizer and (server_optimizer != "sgd" or server_lr is not None):
+            raise ValueError(f"server_optimizer and server_lr apply to algorithms whose "
+                             f"participants send weights; {algorithm}'s server step is its own "
+                             f"(FedSGD: lr times the mean gradient; got "
+                             f"server_optimizer={server_optimizer!r}, server_lr={server_lr!r})")
         if server_lr is None:
             server_lr = 1.0 if server_optimizer in ("sgd", "momentum") else 0.1
         server_lr = _positive(server_lr, "server_lr")
