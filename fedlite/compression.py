@@ -32,15 +32,18 @@ import numpy as np
 
 from . import engine
 from .parameters import BYTES_PER_VALUE
-from .validation import as_float, as_float_array, as_int
+from .validation import (UpdateOverflowError, as_float, as_float_array, as_int,
+                         check_allocation)
 
 FULL_PRECISION_BITS = 64   # bits=64: no quantisation, the float64 values are sent as they are
+MAX_PARAMS = 2**53         # parameter counts up to this are exact as float64 (num_kept)
+MAX_SCALE = np.finfo(np.float64).max / 2   # the levels span 2 s, which must stay finite
 
 
 # ----------------------------------------------------------------------------- byte accounting
 def index_dtype(num_params):
     """The smallest unsigned integer type that can number num_params entries (0..P-1)."""
-    P = as_int(num_params, "num_params", minimum=1)
+    P = as_int(num_params, "num_params", minimum=1, maximum=2**64)
     for dtype in (np.uint8, np.uint16, np.uint32):
         if P - 1 <= np.iinfo(dtype).max:
             return np.dtype(dtype)
@@ -57,8 +60,24 @@ def code_dtype(bits):
 
 
 def message_nbytes(message):
-    """Bytes of a message, counted from its arrays: Σ nbytes (a float scale counts 8)."""
-    return int(sum(np.asarray(part).nbytes for part in message))
+    """Bytes of a message, counted from its arrays: Σ nbytes (a float scale counts 8).
+
+    message: a tuple or list of numeric arrays or numbers, e.g. (indices, values).
+    """
+    if not isinstance(message, (tuple, list)):
+        raise TypeError(f"message must be a tuple or list of arrays, e.g. (indices, values); "
+                        f"got {type(message).__name__}")
+    total = 0
+    for i, part in enumerate(message):
+        try:
+            array = np.asarray(part)
+        except Exception as exc:
+            raise TypeError(f"message[{i}] must be a numeric array; {exc}") from None
+        if array.dtype.kind not in "iuf":
+            raise TypeError(f"message[{i}] must be a numeric array (ints or floats); "
+                            f"got dtype {array.dtype}")
+        total += array.nbytes
+    return int(total)
 
 
 def message_bytes(num_params, *, k=None, bits=None):
@@ -68,7 +87,7 @@ def message_bytes(num_params, *, k=None, bits=None):
     top-k:    k (index bytes + 8),  index bytes = `index_dtype(P).itemsize`
     b bits:   ceil(P b / 8) + 8 (the packed codes and one float64 scale);  b = 64: 8 P
     """
-    P = as_int(num_params, "num_params", minimum=1)
+    P = as_int(num_params, "num_params", minimum=1, maximum=2**64)
     if k is not None and bits is not None:
         raise ValueError("give k (top-k) or bits (quantisation), not both")
     if k is not None:
@@ -97,16 +116,28 @@ def top_k(vector, k):
 
 
 def densify(indices, values, num_params):
-    """The sparse message (indices, values) as a dense vector (P,): zeros where nothing was sent."""
-    dense = np.zeros(as_int(num_params, "num_params", minimum=1))
-    dense[np.asarray(indices, dtype=np.int64)] = values
+    """The sparse message (indices, values) as a dense vector (P,): zeros where nothing was sent.
+
+    indices: k distinct integers in 0..P-1 (a negative one would count from the end, a repeated
+    one overwrite: both are refused); values: k finite numbers.
+    """
+    P = as_int(num_params, "num_params", minimum=1)
+    check_allocation(P, "num_params")
+    indices = _as_whole_numbers(indices, "indices", P - 1, "num_params - 1")
+    if np.unique(indices).size != indices.size:
+        raise ValueError("indices must not repeat (each entry is sent at most once; a repeated "
+                         "index would overwrite the first value)")
+    values = as_float_array(values, "values", 1, (indices.size,))
+    dense = np.zeros(P)
+    dense[indices.astype(np.int64)] = values
     return dense
 
 
 def num_kept(fraction, num_params):
     """k = ceil(fraction · P), at least 1: how many entries top-k keeps."""
     fraction = _check_fraction(fraction)
-    return max(1, math.ceil(fraction * num_params - 1e-9))  # 1e-9: 0.1 * 30 is not quite 3
+    P = as_int(num_params, "num_params", minimum=1, maximum=MAX_PARAMS)
+    return max(1, math.ceil(fraction * P - 1e-9))  # 1e-9: 0.1 * 30 is not quite 3
 
 
 # ----------------------------------------------------------------------------- quantisation
@@ -118,13 +149,21 @@ def quantize(vector, bits, rng):
     c + 1 with probability (v - level_c) / Δ, else c, so E[dequantize] = v (unbiased).
     rng: a numpy Generator (one uniform draw per value).  bits = 64: no quantisation; the
     codes are the float64 values' own bits (view as uint64) and no random number is drawn.
+    A vector with max|v| > MAX_SCALE (~9e307, where the span 2 s overflows) raises
+    `validation.UpdateOverflowError` (a ValueError; in `simulate`, a diverged round).
     """
     vector = as_float_array(vector, "vector", 1)
     bits = _check_bits(bits)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)); "
+                        f"got {type(rng).__name__}")
     if bits == FULL_PRECISION_BITS:
         return vector.view(np.uint64).copy(), 1.0
     top = 2.0 ** bits - 1.0                        # highest code
     scale = float(np.max(np.abs(vector)))
+    if scale > MAX_SCALE:
+        raise UpdateOverflowError(f"vector must have max|value| <= {MAX_SCALE:.3g} to be "
+                                  f"quantized (the levels span 2 max|value|); got {scale:.3g}")
     if scale == 0.0:
         return np.zeros(vector.size, dtype=code_dtype(bits)), 0.0
     position = (vector + scale) / (2.0 * scale) * top   # in [0, top]: (v + s) / Δ
@@ -136,18 +175,29 @@ def quantize(vector, bits, rng):
 
 
 def dequantize(codes, scale, bits):
-    """Codes back to values -s + c · 2 s / (2^b - 1), shape (P,) float64 (64 bits: the values)."""
+    """Codes back to values -s + c · 2 s / (2^b - 1), shape (P,) float64 (64 bits: the values).
+
+    codes: integers in 0..2^b - 1; scale: the sender's s = max|v|, in 0..MAX_SCALE.
+    """
     bits = _check_bits(bits)
-    codes = np.asarray(codes)
+    codes = _as_codes(codes, bits)
+    scale = as_float(scale, "scale")
+    if not 0 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be in [0, {MAX_SCALE:.3g}] (the max |value| of what was "
+                         f"quantized); got {scale}")
     if bits == FULL_PRECISION_BITS:
-        return codes.astype(np.uint64).view(np.float64).copy()
+        return codes.view(np.float64).copy()
     return -scale + codes.astype(np.float64) * (2.0 * scale / (2.0 ** bits - 1.0))
 
 
 def pack_codes(codes, bits):
-    """b-bit codes (P,) packed into ceil(P b / 8) bytes, most significant bit first (uint8)."""
+    """b-bit codes (P,) packed into ceil(P b / 8) bytes, most significant bit first (uint8).
+
+    codes: integers in 0..2^b - 1 (a larger one would lose its high bits: refused).
+    """
     bits = _check_bits(bits)
-    codes = np.asarray(codes).astype(np.uint64)
+    codes = _as_codes(codes, bits)
+    check_allocation(codes.size * bits, "codes")   # one uint64 per bit while packing
     shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
     bit_matrix = ((codes[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)   # (P, b)
     return np.packbits(bit_matrix.ravel())
@@ -157,7 +207,13 @@ def unpack_codes(packed, bits, num_params):
     """The inverse of `pack_codes`: (P,) codes in `code_dtype(bits)`."""
     bits = _check_bits(bits)
     P = as_int(num_params, "num_params", minimum=1)
-    bit_matrix = np.unpackbits(np.asarray(packed, dtype=np.uint8))[: P * bits].reshape(P, bits)
+    check_allocation(P * bits, "num_params")       # one uint64 per bit while unpacking
+    packed = _as_whole_numbers(packed, "packed", 255, "255 (bytes)")
+    if packed.size != math.ceil(P * bits / 8):
+        raise ValueError(f"packed must hold ceil(num_params · bits / 8) = "
+                         f"{math.ceil(P * bits / 8)} bytes for {P} codes of {bits} bits; "
+                         f"got {packed.size}")
+    bit_matrix = np.unpackbits(packed.astype(np.uint8))[: P * bits].reshape(P, bits)
     weights = np.uint64(1) << np.arange(bits - 1, -1, -1, dtype=np.uint64)
     codes = (bit_matrix.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
     return codes.astype(code_dtype(bits))
@@ -183,12 +239,15 @@ class TopK:
 
     def start(self, num_participants, num_params, seed_sequence):
         """A new run: every residual back to zero (top-k draws no random numbers)."""
-        self.num_params = as_int(num_params, "num_params", minimum=1)
+        K, self.num_params = _check_start(num_participants, num_params)
+        check_allocation(K * self.num_params, "num_participants or num_params")   # residual
+        self.num_participants = K
         self.k = num_kept(self.fraction, self.num_params)
-        self.residual = np.zeros((num_participants, self.num_params))
+        self.residual = np.zeros((K, self.num_params))
 
     def aggregate(self, reports, num_examples, selected, round_number):
         """(n_k-weighted mean of the decompressed reports (P,), bytes uploaded this round)."""
+        reports, num_examples, selected = _check_round(self, reports, num_examples, selected)
         sent = np.empty_like(reports)
         self.last_bytes = []
         for s, k in enumerate(selected):
@@ -222,12 +281,16 @@ class StochasticQuantizer:
 
     def start(self, num_participants, num_params, seed_sequence):
         """A new run: one random generator per participant from seed_sequence."""
-        self.num_params = as_int(num_params, "num_params", minimum=1)
-        self.rngs = [np.random.default_rng(child)
-                     for child in seed_sequence.spawn(num_participants)]
+        K, self.num_params = _check_start(num_participants, num_params)
+        if not isinstance(seed_sequence, np.random.SeedSequence):
+            raise TypeError(f"seed_sequence must be a numpy SeedSequence; "
+                            f"got {type(seed_sequence).__name__}")
+        self.num_participants = K
+        self.rngs = [np.random.default_rng(child) for child in seed_sequence.spawn(K)]
 
     def aggregate(self, reports, num_examples, selected, round_number):
         """(n_k-weighted mean of the decompressed reports (P,), bytes uploaded this round)."""
+        reports, num_examples, selected = _check_round(self, reports, num_examples, selected)
         sent = np.empty_like(reports)
         self.last_bytes = []
         for s, k in enumerate(selected):
@@ -264,3 +327,50 @@ def _check_fraction(fraction):
 
 def _check_bits(bits):
     return as_int(bits, "bits", minimum=1, maximum=FULL_PRECISION_BITS)
+
+
+def _as_whole_numbers(value, name, maximum, maximum_text):
+    """A non-empty 1-D array of integers in 0..maximum, as uint64 (exact whatever the dtype)."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"{name} must be a 1-D array of integers; {exc}") from None
+    if array.dtype.kind not in "iu":   # not bool, float, complex, str or object
+        raise TypeError(f"{name} must be integers in 0..{maximum_text}; got dtype {array.dtype}")
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array; got shape {array.shape}")
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high > maximum:
+        raise ValueError(f"{name} must be in 0..{maximum_text} = {maximum}; got values from "
+                         f"{low} to {high}")
+    return array.astype(np.uint64)
+
+
+def _as_codes(codes, bits):
+    return _as_whole_numbers(codes, "codes", 2**bits - 1, f"2^{bits} - 1")
+
+
+def _check_start(num_participants, num_params):
+    """An aggregator's start(): (K, P) as ints >= 1."""
+    return (as_int(num_participants, "num_participants", minimum=1),
+            as_int(num_params, "num_params", minimum=1))
+
+
+def _check_round(aggregator, reports, num_examples, selected):
+    """An aggregator's aggregate() arguments: reports (m, P) (NaN allowed: a diverging run),
+    num_examples (m,) > 0 and selected (m,) participant ids in 0..K-1, after start()."""
+    if not hasattr(aggregator, "num_params"):
+        raise ValueError(f"call {type(aggregator).__name__}.start(num_participants, num_params, "
+                         f"seed_sequence) before aggregate (simulate does)")
+    reports = as_float_array(reports, "reports", 2, ("m", aggregator.num_params),
+                             check_finite=False)
+    m = reports.shape[0]
+    num_examples = as_float_array(num_examples, "num_examples", 1, (m,))
+    if (num_examples <= 0).any():
+        raise ValueError("num_examples must be > 0 (each participant's number of rows)")
+    selected = _as_whole_numbers(selected, "selected", aggregator.num_participants - 1,
+                                 "num_participants - 1")
+    if selected.size != m:
+        raise ValueError(f"selected must have one participant id per report ({m}); "
+                         f"got {selected.size}")
+    return reports, num_examples, selected.astype(np.int64)

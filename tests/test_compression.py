@@ -225,3 +225,124 @@ def test_a_diverging_compressed_run_is_reported_not_hidden(aggregator):
         history = fedlite.simulate(fed, algorithm="fedavg", local_epochs=5, num_rounds=100,
                                    lr=50.0, aggregator=aggregator)
     assert history.diverged and np.isfinite(history.loss).all()
+
+
+# ----------------------------------------------------------------------------- hostile input
+class _Unconvertible:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+
+
+BAD_CALLS = {
+    # densify wrote a negative index from the end, and let a repeated one overwrite
+    "densify negative index": (lambda: compression.densify([-1], [5.0], 4), ValueError,
+                               r"^indices must be in 0..num_params - 1 = 3; got values from -1"),
+    "densify index = P": (lambda: compression.densify([4], [5.0], 4), ValueError, "^indices"),
+    "densify repeated index": (lambda: compression.densify([1, 1], [5.0, 6.0], 4), ValueError,
+                               "^indices must not repeat"),
+    "densify float index": (lambda: compression.densify([1.5], [5.0], 4), TypeError, "^indices"),
+    "densify bool index": (lambda: compression.densify([True], [5.0], 4), TypeError, "^indices"),
+    "densify no index": (lambda: compression.densify([], [], 4), TypeError, "^indices"),
+    "densify 2-D indices": (lambda: compression.densify([[1]], [5.0], 4), ValueError,
+                            "^indices must be a non-empty 1-D"),
+    "densify values length": (lambda: compression.densify([1, 2], [5.0], 4), ValueError,
+                              r"^values must have shape \(2,\)"),
+    "densify NaN value": (lambda: compression.densify([1], [np.nan], 4), ValueError, "^values"),
+    "densify huge P": (lambda: compression.densify([1], [1.0], 10**12), ValueError,
+                       "^num_params too large"),
+    "densify P = 0": (lambda: compression.densify([0], [1.0], 0), ValueError, "^num_params"),
+    # pack_codes dropped the high bits of a code too large for b bits
+    "pack code too large": (lambda: pack_codes(np.array([4], np.uint8), 2), ValueError,
+                            r"^codes must be in 0..2\^2 - 1 = 3; got values from 4 to 4"),
+    "pack negative code": (lambda: pack_codes([-1, 2], 2), ValueError, "^codes must be in 0"),
+    "pack float code": (lambda: pack_codes([1.0, 2.0], 2), TypeError, "^codes must be integers"),
+    "pack bool code": (lambda: pack_codes([True], 2), TypeError, "^codes"),
+    "pack string code": (lambda: pack_codes(["1"], 2), TypeError, "^codes"),
+    "pack unconvertible": (lambda: pack_codes(_Unconvertible(), 2), TypeError, "^codes"),
+    "pack 2-D codes": (lambda: pack_codes([[1]], 2), ValueError, "^codes"),
+    "pack huge code list": (lambda: pack_codes([10**400], 2), TypeError, "^codes"),
+    # dequantize took codes outside 0..2^b - 1 and a NaN or negative scale
+    "dequantize code too large": (lambda: dequantize([0, 4], 1.0, 2), ValueError, "^codes"),
+    "dequantize negative code": (lambda: dequantize([-1], 1.0, 2), ValueError, "^codes"),
+    "dequantize 64-bit negative": (lambda: dequantize([-1], 1.0, 64), ValueError, "^codes"),
+    "dequantize NaN scale": (lambda: dequantize([0, 3], np.nan, 2), ValueError, "^scale"),
+    "dequantize negative scale": (lambda: dequantize([0, 3], -1.0, 2), ValueError, "^scale"),
+    "dequantize huge scale": (lambda: dequantize([0, 3], 1e308, 2), ValueError, "^scale"),
+    "dequantize string scale": (lambda: dequantize([0, 3], "1", 2), TypeError, "^scale"),
+    "dequantize complex scale": (lambda: dequantize([0, 3], 1j, 2), TypeError, "^scale"),
+    # num_kept took a negative parameter count
+    "num_kept negative P": (lambda: compression.num_kept(0.5, -10), ValueError, "^num_params"),
+    "num_kept P = 0": (lambda: compression.num_kept(0.5, 0), ValueError, "^num_params"),
+    "num_kept float P": (lambda: compression.num_kept(0.5, 10.0), TypeError, "^num_params"),
+    "num_kept huge P": (lambda: compression.num_kept(0.5, 10**400), ValueError, "^num_params"),
+    "num_kept NaN fraction": (lambda: compression.num_kept(np.nan, 10), ValueError, "^fraction"),
+    "num_kept bool fraction": (lambda: compression.num_kept(True, 10), TypeError, "^fraction"),
+    # the other public functions
+    "quantize without a Generator": (lambda: quantize([1.0, 2.0], 2, 0), TypeError, "^rng"),
+    "quantize with legacy RandomState": (lambda: quantize([1.0], 2, np.random.RandomState(0)),
+                                         TypeError, "^rng"),
+    "quantize overflowing span": (lambda: quantize([1e308, -1e308], 2, np.random.default_rng(0)),
+                                  ValueError, "^vector must have max"),
+    "quantize empty": (lambda: quantize([], 2, np.random.default_rng(0)), ValueError, "^vector"),
+    "quantize complex": (lambda: quantize([1j], 2, np.random.default_rng(0)), TypeError,
+                         "^vector"),
+    "unpack too few bytes": (lambda: unpack_codes(np.zeros(1, np.uint8), 4, 3), ValueError,
+                             r"^packed must hold .* = 2 bytes"),
+    "unpack byte > 255": (lambda: unpack_codes([256], 4, 2), ValueError, "^packed"),
+    "unpack negative byte": (lambda: unpack_codes([-1], 4, 2), ValueError, "^packed"),
+    "unpack float bytes": (lambda: unpack_codes([1.0], 4, 2), TypeError, "^packed"),
+    "unpack huge P": (lambda: unpack_codes([1], 64, 10**12), ValueError, "^num_params too large"),
+    "index_dtype huge": (lambda: compression.index_dtype(10**400), ValueError, "^num_params"),
+    "index_dtype string": (lambda: compression.index_dtype("7"), TypeError, "^num_params"),
+    "code_dtype bool": (lambda: compression.code_dtype(True), TypeError, "^bits"),
+    "message_bytes huge": (lambda: message_bytes(10**400), ValueError, "^num_params"),
+    "message_bytes k float": (lambda: message_bytes(10, k=2.0), TypeError, "^k"),
+    "message_nbytes array": (lambda: message_nbytes(np.zeros(3)), TypeError, "^message must"),
+    "message_nbytes string part": (lambda: message_nbytes(("abc",)), TypeError, r"^message\[0\]"),
+    "message_nbytes unconvertible": (lambda: message_nbytes((np.zeros(2), _Unconvertible())),
+                                     TypeError, r"^message\[1\]"),
+    "top_k huge k": (lambda: top_k(np.ones(3), 10**400), ValueError, "^k"),
+    "top_k unconvertible": (lambda: top_k(_Unconvertible(), 1), TypeError, "^vector"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_CALLS)
+def test_every_public_function_names_the_bad_argument(name):
+    make, error, match = BAD_CALLS[name]
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_densify_and_dequantize_still_accept_every_valid_message():
+    assert compression.densify(np.array([0, 3], np.uint8), [1.0, 2.0], 4).tolist() == [1, 0, 0, 2]
+    np.testing.assert_array_equal(dequantize([0, 3], 0.0, 2), [0.0, 0.0])
+    top = np.array([2**64 - 1, 0], dtype=np.uint64)                     # any 64-bit pattern
+    np.testing.assert_array_equal(unpack_codes(pack_codes(top, 64), 64, 2), top)
+
+
+@pytest.mark.parametrize("make", [lambda: TopK(0.5), lambda: StochasticQuantizer(4)])
+def test_aggregators_check_their_protocol_arguments(make):
+    aggregator = make()
+    reports, sizes = np.ones((2, 3)), np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="start"):
+        aggregator.aggregate(reports, sizes, np.array([0, 1]), 1)
+    with pytest.raises(ValueError, match="^num_participants"):
+        aggregator.start(0, 3, np.random.SeedSequence(0))
+    aggregator.start(2, 3, np.random.SeedSequence(0))
+    for args, error, match in [
+        ((np.ones((2, 4)), sizes, [0, 1]), ValueError, r"^reports must have shape \(m, 3\)"),
+        ((reports, [1.0], [0, 1]), ValueError, "^num_examples"),
+        ((reports, [1.0, 0.0], [0, 1]), ValueError, "^num_examples must be > 0"),
+        ((reports, sizes, [0, 2]), ValueError, "^selected must be in 0..num_participants - 1"),
+        ((reports, sizes, [0]), ValueError, "^selected must have one participant id per report"),
+        ((reports, sizes, [0.0, 1.0]), TypeError, "^selected"),
+    ]:
+        with pytest.raises(error, match=match):
+            aggregator.aggregate(*args, 1)
+    mean, sent = aggregator.aggregate(reports, sizes, np.array([0, 1]), 1)
+    assert mean.shape == (3,) and sent > 0
+
+
+def test_the_quantizer_needs_a_seed_sequence():
+    with pytest.raises(TypeError, match="^seed_sequence"):
+        StochasticQuantizer(4).start(2, 3, 0)
