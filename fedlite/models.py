@@ -9,6 +9,11 @@ count: see `fedlite.kernels`.
 NaN and inf in X or y are looked for only when the result comes out non-finite: any such
 value reaches the loss or a gradient (the kernels keep IEEE semantics: inf·0 = NaN, and relu
 keeps a NaN), so this finds every bad input without a second pass over X on the normal path.
+A non-finite result from finite inputs means the arithmetic overflowed float64 (e.g. X near
+1e154, whose squares exceed 1.8e308): that raises a ValueError too, never a silent inf.
+
+The kernels get read-only views of the arrays, whoever owns them (a Federation's arrays are
+read-only), so numba compiles each kernel for one array type instead of one per mix.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ def linear_loss_grad(X, y, w, b):
 
     X (n, d), y (n,), w (d,), b scalar.  Returns (loss, grad_w (d,), grad_b float) with
     loss = 1/(2n) Σ_i (w·x_i + b - y_i)², grad_w = Xᵀ r / n, grad_b = Σ r / n, r = X w + b - y.
+    Raises ValueError naming X or y if they hold NaN/inf, and ValueError if finite inputs make
+    the loss or a gradient overflow float64 (rescale X and y, or use smaller w and b).
     """
     X, y = as_data(X, y, check_finite=False)
     w = as_float_array(w, "w", 1, (X.shape[1],))
@@ -42,7 +49,7 @@ def linear_loss_grad(X, y, w, b):
     kernel = (kernels.linear_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
               else kernels.linear_loss_grad_serial)
     with _quiet():
-        loss, grad_w, grad_b = kernel(X, y, w, b)
+        loss, grad_w, grad_b = kernel(*_read_only(X, y, w), b)
     _refuse_non_finite_data(X, y, loss, grad_w, grad_b)
     return float(loss), grad_w, float(grad_b)
 
@@ -53,6 +60,8 @@ def mlp_loss_grad(X, y, W1, b1, W2, b2):
     X (n, d), y (n,), W1 (d, h), b1 (h,), W2 (h,), b2 scalar; any hidden width h.
     Returns (loss, (grad_W1 (d, h), grad_b1 (h,), grad_W2 (h,), grad_b2 float)), loss as above.
     The derivative of relu at exactly 0 is taken as 0 (as numpy's `Z > 0` mask does).
+    Raises ValueError naming X or y if they hold NaN/inf, and ValueError if finite inputs make
+    the loss or a gradient overflow float64 (rescale X and y, or use smaller parameters).
     """
     X, y = as_data(X, y, check_finite=False)
     W1 = as_float_array(W1, "W1", 2, (X.shape[1], "h"))
@@ -63,15 +72,28 @@ def mlp_loss_grad(X, y, W1, b1, W2, b2):
     kernel = (kernels.mlp_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
               else kernels.mlp_loss_grad_serial)
     with _quiet():
-        loss, grad_W1, grad_b1, grad_W2, grad_b2 = kernel(X, y, W1, b1, W2, b2)
+        loss, grad_W1, grad_b1, grad_W2, grad_b2 = kernel(*_read_only(X, y, W1, b1, W2), b2)
     _refuse_non_finite_data(X, y, loss, grad_W1, grad_b1, grad_W2, grad_b2)
     return float(loss), (grad_W1, grad_b1, grad_W2, float(grad_b2))
 
 
+def _read_only(*arrays):
+    """Read-only views of the arrays (no copy; the caller's own arrays keep their flags)."""
+    views = [array.view() for array in arrays]
+    for view in views:
+        view.flags.writeable = False
+    return views
+
+
 def _refuse_non_finite_data(X, y, *results):
-    """If any result is NaN/inf, raise ValueError naming X or y if they hold a NaN/inf."""
+    """If any result is NaN/inf, raise ValueError: naming X or y if they hold a NaN/inf, else
+    saying that finite inputs overflowed (the parameters were checked finite on the way in)."""
     if all(np.isfinite(r).all() if isinstance(r, np.ndarray) else math.isfinite(r)
            for r in results):
         return
     check_finite_values(X, "X")
     check_finite_values(y, "y")
+    raise ValueError("the loss or its gradient overflowed float64 although X, y and the "
+                     "parameters are finite (values near 1e154 or more, squared, exceed "
+                     "1.8e308): rescale X and y (e.g. standardise them), or use smaller "
+                     "parameters")

@@ -291,3 +291,41 @@ def test_non_finite_data_is_found_even_when_the_model_hides_it(bad, row):
             fedlite.mlp_loss_grad(X_bad, y, W1, np.zeros(h), np.ones(h), 0.0)
         with pytest.raises(ValueError, match="y must contain only finite"):
             fedlite.mlp_loss_grad(X, y_bad, W1, np.zeros(h), np.ones(h), 0.0)
+
+
+# ----------------------------------------------------------------------------- overflow
+OVERFLOWS = {
+    "X near 1e154": {"X": np.full((N, D), 1e154)},
+    "y = 1e200": {"y": np.full(N, 1e200)},
+    "huge first weights": {"w": np.full(D, 1e300), "W1": np.full((D, H), 1e300)},
+    "huge bias": {"b": 1e300, "b2": 1e300},
+}
+
+
+@pytest.mark.parametrize("kind", OVERFLOWS)
+@pytest.mark.parametrize("model", MODELS)
+def test_finite_inputs_whose_loss_overflows_raise_a_clear_error(model, kind):
+    """The loss functions returned inf, silently, when finite inputs overflowed float64."""
+    function, good = MODELS[model]
+    changes = {name: value for name, value in OVERFLOWS[kind].items() if name in good()}
+    with pytest.raises(ValueError, match="overflowed float64 although X, y and the parameters "
+                                         "are finite.*rescale X and y"):
+        function(**{**good(), **changes})
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_read_only_inputs_are_accepted_and_the_callers_arrays_keep_their_flags(model):
+    """A Federation's arrays are read-only; the kernels see read-only views of every input."""
+    function, good = MODELS[model]
+    args = good()
+    expected = flatten(function(**args))
+    for name, value in args.items():
+        if isinstance(value, np.ndarray):
+            frozen = value.copy()
+            frozen.flags.writeable = False
+            args[name] = frozen
+    for a, b in zip(flatten(function(**args)), expected, strict=True):
+        assert np.array_equal(a, b)
+    fresh = good()
+    function(**fresh)
+    assert all(v.flags.writeable for v in fresh.values() if isinstance(v, np.ndarray))
