@@ -382,6 +382,10 @@ def _check_aggregator(aggregator, algo):
 
 def _initial_theta(init, model):
     P = model.num_params
+    if (isinstance(init, (tuple, list)) and len(init) == P
+            and all(isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, bool) for v in init)):
+        return as_float_array(np.array(init, dtype=np.float64), "init", 1, (P,))  # flat theta
     if isinstance(init, (tuple, list)):
         try:
             return model.pack(init)
