@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compression, engine, kernels
+from . import compression, engine, kernels, models
 from .core.config import RunSeeds
 from .parameters import BYTES_PER_VALUE, init_params, num_params, pack, unpack
 from .partition import Federation
@@ -371,10 +371,10 @@ def communication_runs(federation, base_params, *, fraction=0.01, bits=4, rank=4
 
 # ----------------------------------------------------------------------------- helpers
 def _mlp_loss_grad(X, y, W1, b1, W2, b2):
-    """(loss, G_W1, g_b1, g_W2, g_b2) from the compiled kernel (inputs already checked)."""
-    return kernels.mlp_loss_grad_serial(np.ascontiguousarray(X), np.ascontiguousarray(y),
-                                        np.ascontiguousarray(W1), np.ascontiguousarray(b1),
-                                        np.ascontiguousarray(W2), float(b2))
+    """(loss, G_W1, g_b1, g_W2, g_b2) from the compiled kernel (inputs already checked), given
+    read-only views as the public functions do (one compiled version of the kernel)."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (X, y, W1, b1, W2)]
+    return kernels.mlp_loss_grad_serial(*models._read_only(*arrays), float(b2))
 
 
 def _participant_losses(federation, params):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fedlite
@@ -64,3 +65,25 @@ def test_a_new_process_loads_every_kernel_from_the_cache():
         f"compiled again in a new process, so not cached (dynamic globals? cache=False?): "
         f"{report['compiled']}\n{result.stderr}")
     assert sorted(report["from_cache"]) == sorted(kernel_names())
+
+
+@pytest.mark.skipif(not hasattr(fedlite.engine.local_updates, "signatures"),
+                    reason="needs the JIT")
+def test_after_warmup_the_course_compiles_nothing_new():
+    """warmup covers the array types the course really passes (a Federation's read-only data,
+    every algorithm and model), so no notebook cell stalls on a surprise compile."""
+    from fedlite._jit import KERNELS
+    fedlite.warmup(verbose=False)
+    before = {kernel: len(kernel.signatures) for kernel in KERNELS}
+    X, y, _, _ = fedlite.make_linear_data(200, 3)
+    fed = fedlite.split(X, y, 4)
+    fedlite.linear_loss_grad(fed.X, fed.y, np.zeros(3), 0.0)
+    fedlite.linear_loss_grad(X, y, np.zeros(3), 0.0)
+    fedlite.mlp_loss_grad(X, y, np.ones((3, 4)), np.zeros(4), np.ones(4), 0.0)
+    for algorithm in fedlite.algorithms.ALGORITHMS:
+        for model in ("linear", "mlp"):
+            extra = {} if algorithm == "fedsgd" else dict(batch_size=5)
+            fedlite.simulate(fed, model=model, algorithm=algorithm, num_rounds=2, lr=0.01,
+                             participation=0.5, **extra)
+    after = {kernel: len(kernel.signatures) for kernel in KERNELS}
+    assert {k.py_func.__name__ for k in KERNELS if after[k] != before[k]} == set()
