@@ -6,13 +6,19 @@ functions a `History` from `fedlite.simulation.simulate` or a `Federation` from 
 
 A run that diverged is drawn up to its last finite round and marked with an "x" and the words
 "diverged at round r" (the History never holds NaN or inf, so neither does a plot).
+Arguments are checked before anything is drawn (a TypeError/ValueError naming the argument),
+so a bad call leaves no half-made figure behind.
 """
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
-from .validation import as_int
+from .partition import Federation
+from .simulation import History
+from .validation import as_float, as_float_array, as_int
 
 LOSS_LABEL = "training loss (mean squared error / 2)"
 ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx"}
@@ -46,25 +52,32 @@ class LossCurve:
 
 def loss_curve(history, x="rounds", bytes_scale=1.0):
     """(xs, loss) of a run: xs = rounds 0..R, or the cumulative data sent (bytes / bytes_scale)."""
+    history = check_history(history)
+    x = _check_x(x)
     if x == "rounds":
         return np.arange(len(history.loss)), history.loss
-    if x == "bytes":
-        return history.bytes_total / bytes_scale, history.loss
-    raise ValueError(f"x must be 'rounds' or 'bytes'; got {x!r}")
+    bytes_scale = as_float(bytes_scale, "bytes_scale")
+    if bytes_scale <= 0:
+        raise ValueError(f"bytes_scale must be > 0 (e.g. 1e3 for kB); got {bytes_scale}")
+    return history.bytes_total / bytes_scale, history.loss
 
 
 def bytes_unit(num_bytes):
     """("kB", 1e3) or ("MB", 1e6): the unit in which num_bytes reads best (decimal units)."""
+    num_bytes = as_float(num_bytes, "num_bytes")
+    if num_bytes < 0:
+        raise ValueError(f"num_bytes must be >= 0; got {num_bytes}")
     return ("MB", 1e6) if num_bytes >= 1e6 else ("kB", 1e3)
 
 
 def describe(history):
     """A short legend label for a run, e.g. "FedAvg, lr=0.1, 5 local epochs"."""
-    c = history.config
-    label = f"{ALGORITHM_NAMES[c['algorithm']]}, lr={c['lr']:g}"
-    if c["algorithm"] != "fedsgd":
-        label += f", {c['local_epochs']} local epochs"
-    if c["algorithm"] == "fedprox":
+    c = check_history(history).config
+    algorithm = c["algorithm"]
+    label = f"{ALGORITHM_NAMES.get(algorithm, algorithm)}, lr={c['lr']:g}"
+    if algorithm != "fedsgd":
+        label += f", {count_text(c['local_epochs'], 'local epoch')}"
+    if algorithm == "fedprox":
         label += f", mu={c['mu']:g}"
     return label
 
@@ -79,8 +92,16 @@ def plot_loss(histories, ax=None, x="rounds", logy=True, labels=None):
         histories = list(histories.values())
     elif not isinstance(histories, (list, tuple)):
         histories = [histories]
-    labels = [describe(h) for h in histories] if labels is None else list(labels)
-    ax = _new_ax() if ax is None else ax
+    if not histories:
+        raise ValueError("histories must hold at least one History")
+    for i, history in enumerate(histories):
+        check_history(history, f"histories[{i}]")
+    labels = [describe(h) for h in histories] if labels is None else _check_labels(labels,
+                                                                                   len(histories))
+    x = _check_x(x)
+    if not isinstance(logy, (bool, np.bool_)):
+        raise TypeError(f"logy must be True or False; got {logy!r}")
+    ax = _check_ax(ax)
     unit, scale = bytes_unit(max(h.bytes_total[-1] for h in histories))
     for history, label in zip(histories, labels):
         LossCurve(ax, label).set_data(*loss_curve(history, x, scale), history.diverged_at)
@@ -97,7 +118,8 @@ def plot_loss(histories, ax=None, x="rounds", logy=True, labels=None):
 
 def plot_participant_losses(history, ax=None):
     """Each participant's loss on its own data under the global model (thin); the global loss."""
-    ax = _new_ax() if ax is None else ax
+    history = check_history(history)
+    ax = _check_ax(ax)
     rounds = np.arange(len(history.loss))
     lines = ax.plot(rounds, history.participant_loss, linewidth=0.8, alpha=0.6)
     lines[0].set_label(f"each participant ({len(lines)})")
@@ -113,8 +135,9 @@ def plot_participant_losses(history, ax=None):
 
 def plot_partition(federation, ax=None, feature=0):
     """Who holds which data: y against X[:, feature], one colour per participant."""
-    ax = _new_ax() if ax is None else ax
+    federation = check_federation(federation)
     feature = as_int(feature, "feature", minimum=0, maximum=federation.num_features - 1)
+    ax = _check_ax(ax)
     K, x = federation.num_participants, federation.X[:, feature]
     if K <= 20:
         colors = plt.get_cmap("tab10" if K <= 10 else "tab20").colors
@@ -127,14 +150,17 @@ def plot_partition(federation, ax=None, feature=0):
         ax.figure.colorbar(points, ax=ax, label="participant")
     ax.set_xlabel(f"feature x_{feature}")
     ax.set_ylabel("target y")
-    ax.set_title(f"{K} participants, {_sizes_text(federation.sizes)}")
+    ax.set_title(f"{count_text(K, 'participant')}, {_sizes_text(federation.sizes)}")
     return ax
 
 
 def plot_sizes(federation, ax=None):
     """A bar chart of the number of rows each participant holds."""
-    ax = _new_ax() if ax is None else ax
+    federation = check_federation(federation)
+    ax = _check_ax(ax)
     ax.bar(np.arange(federation.num_participants), federation.sizes)
+    for axis in (ax.xaxis, ax.yaxis):   # participants and rows are whole numbers
+        axis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("participant")
     ax.set_ylabel("rows")
     ax.set_title(f"Rows per participant ({federation.num_samples} in total)")
@@ -142,15 +168,26 @@ def plot_sizes(federation, ax=None):
 
 
 def plot_fit_1d(X, y, predict, ax=None, label="model"):
-    """1-feature data (points) and a model's prediction y_hat = predict(X) along x (a curve)."""
-    ax = _new_ax() if ax is None else ax
-    X = np.asarray(X, dtype=np.float64)
-    X = X[:, None] if X.ndim == 1 else X
-    if X.ndim != 2 or X.shape[1] != 1:
-        raise ValueError(f"plot_fit_1d needs 1-feature data, X of shape (n, 1); got {X.shape}")
+    """1-feature data (points) and a model's prediction y_hat = predict(X) along x (a curve).
+
+    X: (n, 1) or (n,); y: (n,); predict: a function of a (200, 1) grid returning 200 values.
+    """
+    try:
+        X = np.asarray(X)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"X must be a numeric array of shape (n, 1) or (n,); {exc}") from None
+    X = as_float_array(X[:, None] if X.ndim == 1 else X, "X", 2, ("n", "d"))
+    if X.shape[1] != 1:
+        raise ValueError(f"X must be 1-feature data for plot_fit_1d, shape (n, 1) or (n,); "
+                         f"got shape {X.shape}")
+    y = as_float_array(y, "y", 1, (X.shape[0],))
+    if not callable(predict):
+        raise TypeError(f"predict must be a function of X, e.g. lambda X: X @ w + b; "
+                        f"got {type(predict).__name__}")
     grid = np.linspace(X.min(), X.max(), 200)[:, None]
+    y_hat = as_float_array(np.ravel(predict(grid)), "predict(X)", 1, (200,))
+    ax = _check_ax(ax)
     ax.scatter(X[:, 0], y, s=12, alpha=0.5, color="gray", label="data")
-    y_hat = np.ravel(predict(grid))
     ax.plot(grid[:, 0], y_hat, color="C1", linewidth=2.5, label=label)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
@@ -159,13 +196,54 @@ def plot_fit_1d(X, y, predict, ax=None, label="model"):
     return ax
 
 
-def _new_ax():
-    _, ax = plt.subplots()
+def count_text(n, noun):
+    """ "1 participant", "8 participants": a count with its noun, singular only for 1."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def check_history(history, name="history"):
+    """`history` if it is a fedlite History (the result of `simulate`), else TypeError."""
+    if not isinstance(history, History):
+        raise TypeError(f"{name} must be a fedlite History (the result of fedlite.simulate); "
+                        f"got {type(history).__name__}")
+    return history
+
+
+def check_federation(federation, name="federation"):
+    """`federation` if it is a fedlite Federation (e.g. from fedlite.split), else TypeError."""
+    if not isinstance(federation, Federation):
+        raise TypeError(f"{name} must be a fedlite Federation (make one with fedlite.split); "
+                        f"got {type(federation).__name__}")
+    return federation
+
+
+def _check_ax(ax):
+    """A new Axes (ax=None) or the matplotlib Axes given."""
+    if ax is None:
+        _, ax = plt.subplots()
+        return ax
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None; "
+                        f"got {type(ax).__name__}")
     return ax
 
 
+def _check_x(x):
+    if not isinstance(x, str) or x not in ("rounds", "bytes"):
+        raise ValueError(f"x must be 'rounds' or 'bytes'; got {x!r}")
+    return x
+
+
+def _check_labels(labels, count):
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+        raise TypeError(f"labels must be a list of {count} strings; got {type(labels).__name__}")
+    if len(labels) != count:
+        raise ValueError(f"labels must have one label per history ({count}); got {len(labels)}")
+    return [str(label) for label in labels]
+
+
 def _sizes_text(sizes):
-    """ "20 rows each" or "3 to 41 rows each (mean 20)"."""
+    """ "20 rows each", "1 row each" or "3 to 41 rows each (mean 20)"."""
     if sizes.min() == sizes.max():
-        return f"{sizes.min()} rows each"
+        return f"{count_text(int(sizes.min()), 'row')} each"
     return f"{sizes.min()} to {sizes.max()} rows each (mean {sizes.mean():.3g})"

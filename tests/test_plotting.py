@@ -130,3 +130,78 @@ def test_plot_fit_1d_draws_the_prediction():
     assert curve.get_xdata().min() == X.min() and curve.get_xdata().max() == X.max()
     with pytest.raises(ValueError, match="1-feature"):
         plotting.plot_fit_1d(np.ones((5, 2)), np.ones(5), np.sin)
+
+
+@pytest.mark.parametrize("K", [2, 3, 5])
+def test_plot_sizes_ticks_only_whole_participants_and_rows(K):
+    """The bar chart had ticks at participant 2.5 (and rows 0.5)."""
+    X, y, _, _ = make_linear_data(K + 1, 1, seed=0)
+    ax = plotting.plot_sizes(split(X, y, K), ax=new_ax())
+    ax.figure.canvas.draw()
+    for ticks in (ax.get_xticks(), ax.get_yticks()):
+        assert np.array_equal(ticks, np.round(ticks))
+
+
+@pytest.mark.parametrize("n, K, title", [(8, 8, "8 participants, 1 row each"),
+                                         (5, 1, "1 participant, 5 rows each")])
+def test_plot_partition_title_is_in_good_english(n, K, title):
+    """The title read "8 participants, 1 rows each"."""
+    X, y, _, _ = make_linear_data(n, 1, seed=0)
+    assert plotting.plot_partition(split(X, y, K), ax=new_ax()).get_title() == title
+
+
+class _Unconvertible:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+
+
+BAD_PLOTS = {
+    "no histories": (lambda runs, fed: plotting.plot_loss([]), ValueError, "^histories"),
+    "a string as history": (lambda runs, fed: plotting.plot_loss("run"), TypeError,
+                            r"^histories\[0\] must be a fedlite History"),
+    "labels too short": (lambda runs, fed: plotting.plot_loss(runs, labels=["a"]), ValueError,
+                         "^labels must have one label per history"),
+    "labels a string": (lambda runs, fed: plotting.plot_loss(runs, labels="abc"), TypeError,
+                        "^labels"),
+    "x unknown": (lambda runs, fed: plotting.plot_loss(runs, x="time"), ValueError, "^x must"),
+    "logy not a bool": (lambda runs, fed: plotting.plot_loss(runs, logy="no"), TypeError,
+                        "^logy"),
+    "ax not an Axes": (lambda runs, fed: plotting.plot_loss(runs, ax="left"), TypeError, "^ax"),
+    "participant losses of a dict": (lambda runs, fed: plotting.plot_participant_losses(runs),
+                                     TypeError, "^history"),
+    "partition of arrays": (lambda runs, fed: plotting.plot_partition(fed.X), TypeError,
+                            "^federation"),
+    "feature out of range": (lambda runs, fed: plotting.plot_partition(fed, feature=5),
+                             ValueError, "^feature"),
+    "feature a float": (lambda runs, fed: plotting.plot_partition(fed, feature=0.0), TypeError,
+                        "^feature"),
+    "sizes of None": (lambda runs, fed: plotting.plot_sizes(None), TypeError, "^federation"),
+    "bytes_unit string": (lambda runs, fed: plotting.bytes_unit("1e6"), TypeError, "^num_bytes"),
+    "bytes_unit NaN": (lambda runs, fed: plotting.bytes_unit(np.nan), ValueError, "^num_bytes"),
+    "bytes_unit negative": (lambda runs, fed: plotting.bytes_unit(-1), ValueError, "^num_bytes"),
+    "bytes_scale zero": (lambda runs, fed: plotting.loss_curve(runs["slow"], "bytes", 0),
+                         ValueError, "^bytes_scale"),
+    "describe None": (lambda runs, fed: plotting.describe(None), TypeError, "^history"),
+    "fit X strings": (lambda runs, fed: plotting.plot_fit_1d([["a"]], [1.0], np.sin), TypeError,
+                      "^X"),
+    "fit X unconvertible": (lambda runs, fed: plotting.plot_fit_1d(_Unconvertible(), [1.0],
+                                                                   np.sin), TypeError, "^X"),
+    "fit X NaN": (lambda runs, fed: plotting.plot_fit_1d([np.nan, 1.0], [1.0, 2.0], np.sin),
+                  ValueError, "^X"),
+    "fit y too short": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0], np.sin),
+                        ValueError, "^y"),
+    "fit predict not callable": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0, 2.0],
+                                                                        "sin"), TypeError,
+                                 "^predict"),
+    "fit predict wrong shape": (lambda runs, fed: plotting.plot_fit_1d(
+        [0.0, 1.0], [1.0, 2.0], lambda X: np.ones(3)), ValueError, r"^predict\(X\)"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_PLOTS)
+def test_bad_arguments_are_named_and_leave_no_figure_behind(name, runs, federation):
+    make, error, match = BAD_PLOTS[name]
+    figures = plt.get_fignums()
+    with pytest.raises(error, match=match):
+        make(runs, federation)
+    assert plt.get_fignums() == figures
