@@ -2,11 +2,20 @@
 fedlite.checks_privacy and fedlite.checks_communication.
 
 A checker takes the student's function, prints "✔ Correct ..." or "✘ Not yet: ..." (one to
-three lines, no memory addresses, the same text every time: nbval compares it) and returns a
-bool; it never raises, whatever the student's function does.
+three lines, no memory addresses, the same text every time for an answer wrong on the fixed
+cases: nbval compares it) and returns a CheckResult, true when the answer is right; it never
+raises, whatever the student's function does.  A named mistake must fit the answer on every
+fixed case, so the fixed cases must tell the mistakes apart (`assert_cases_tell_mistakes_apart`).
 """
+import decimal
+import fractions
 import importlib.util
+import itertools
 from pathlib import Path
+
+import numpy as np
+
+from fedlite._checking import RAISES, CheckResult, close
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 
@@ -21,22 +30,24 @@ def load_solutions(filename):
 
 def run(capsys, checks, checker, fn):
     """(returned value, printed text) of checks.<checker>(fn)."""
-    ok = getattr(checks, checker)(fn)
-    return ok, capsys.readouterr().out
+    result = getattr(checks, checker)(fn)
+    return result, capsys.readouterr().out
 
 
-def assert_accepted(ok, out):
-    assert ok is True
-    assert out.startswith("✔ Correct")
+def assert_accepted(result, out):
+    assert isinstance(result, CheckResult) and result.passed is True and bool(result)
+    assert out.startswith("✔ Correct") and out.count("\n") == 1, out
 
 
-def assert_rejected(ok, out, words=()):
-    """Rejected with a short verdict that contains each of `words`."""
-    assert ok is False
-    assert out.startswith("✘ Not yet:") and "0x" not in out
-    assert 1 <= len(out.splitlines()) <= 3
+def assert_rejected(result, out, words=(), absent=()):
+    """Rejected with a short verdict that contains each of `words` and none of `absent`."""
+    assert isinstance(result, CheckResult) and result.passed is False and not result
+    assert out.startswith("✘ Not yet:") and "0x" not in out, out
+    assert 1 <= len(out.splitlines()) <= 3, out
     for word in words:
         assert word in out, f"{word!r} not in {out!r}"
+    for word in absent:
+        assert word not in out, f"{word!r} in {out!r}"
 
 
 def stub_none(*args):
@@ -49,6 +60,10 @@ def stub_not_implemented(*args):
 
 def crashes(*args):
     return 1 / 0
+
+
+def exits(*args):
+    raise SystemExit(1)
 
 
 def nudged(solution):
@@ -65,5 +80,116 @@ def assert_deterministic(capsys, checks, checker, solution):
     """Stubs, crashes and a numerically wrong answer print the same text on every call."""
     for fn in (stub_none, crashes, nudged(solution)):
         first, second = run(capsys, checks, checker, fn), run(capsys, checks, checker, fn)
-        assert first == second
-        assert first[0] is False
+        assert first[1] == second[1]
+        assert not first[0] and not second[0]
+
+
+# ------------------------------------------------------------------- answers hostile to read
+
+class ArrayRaises:
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("no array for you")
+
+
+class LengthRaises:
+    def __len__(self):
+        raise RuntimeError("no length")
+
+    def __iter__(self):
+        raise RuntimeError("no items")
+
+
+HOSTILE = [  # (a value a student's function may return, words the verdict must contain)
+    (10**400, ["too large for a float"]),
+    (-10**5000, ["too large for a float"]),
+    (0.18 + 0j, ["real number", "complex number 0.18+0j"]),
+    (np.array([1 + 2j, 3j]), ["complex"]),
+    (ArrayRaises(), ["ArrayRaises"]),
+    (LengthRaises(), ["LengthRaises"]),
+    ("0.5", ["a str"]),
+    (True, ["bool"]),
+    ({"x": 1.0}, ["dict"]),
+    ((x for x in range(3)), ["generator"]),
+    ([1.0, "a"], ["str"]),
+    ([[1.0], [2.0, 3.0]], ["cannot read"]),
+    (fractions.Fraction(10**400, 3), ["too large"]),
+    (decimal.Decimal("sNaN"), ["sNaN"]),
+    (object(), ["an object"]),
+]
+
+
+def assert_hostile_answers_get_a_verdict(capsys, checks, checker, num_outputs):
+    """Every hostile value, returned alone or as each of the outputs, gives a verdict that
+    says what the value is (checked where the value is read as one output)."""
+    for value, words in HOSTILE:
+        alone, tupled = value, (value,) * num_outputs
+        for answer in (alone, tupled):
+            result, out = run(capsys, checks, checker, lambda *args, answer=answer: answer)
+            assert_rejected(result, out)
+            if (answer is alone) == (num_outputs == 1):
+                for word in words:
+                    assert word in out, f"{word!r} not in {out!r} for {value!r}"
+
+
+# ---------------------------------------------------------------- the fixed cases' design
+
+def _differ(a, b, i):
+    """True if mistake values a and b (per-output tuples, RAISES, or None) are told apart on
+    output i on this case."""
+    if a is RAISES or b is RAISES:
+        return (a is RAISES) != (b is RAISES)
+    return not close(a[i], b[i], nan=True)
+
+
+def assert_cases_tell_mistakes_apart(exercise):
+    """Every mistake differs from the right answer on some fixed case, and any two mistakes
+    with different hints differ from each other on some fixed case (in an output they touch),
+    so that naming a mistake needs no coincidence."""
+    answers = [exercise.answer(args) for _, args in exercise.cases()]
+    count = len(answers[0].mistakes)
+    assert all(len(answer.mistakes) == count for answer in answers)
+    messages = [message for _, message in answers[0].mistakes]
+    for answer in answers:
+        assert [message for _, message in answer.mistakes] == messages
+
+    def values(m):
+        return [answer.mistakes[m][0] for answer in answers]
+
+    def touches(m, i):
+        return any(v is RAISES or (v is not None and not close(v[i], answer.right[i]))
+                   for v, answer in zip(values(m), answers))
+
+    for m in range(count):
+        assert any(touches(m, i) for i in range(len(exercise.outputs))), messages[m]
+    for i in range(len(exercise.outputs)):
+        relevant = [m for m in range(count) if touches(m, i)]
+        for a, b in itertools.combinations(relevant, 2):
+            if messages[a] == messages[b]:
+                continue
+            apart = False
+            for va, vb, answer in zip(values(a), values(b), answers):
+                right = answer.right
+                if va is None or vb is None:  # one is undefined: the other must be wrong there
+                    other = vb if va is None else va
+                    apart |= other is not None and _differ(other, right, i)
+                else:
+                    apart |= _differ(va, vb, i)
+            assert apart, f"output {i}: {messages[a]!r} and {messages[b]!r} agree on every case"
+
+
+def lookup_table(exercise, solution):
+    """A cheat: the right answers of the fixed cases, looked up; 0.0 for any other input."""
+    table = [(args, solution(**args)) for _, args in exercise.cases()]
+
+    def cheat(*args):
+        for known, answer in table:
+            if all(_equal(a, b) for a, b in zip(known.values(), args)):
+                return answer
+        return 0.0 if len(exercise.outputs) == 1 else (0.0,) * len(exercise.outputs)
+    return cheat
+
+
+def _equal(a, b):
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_equal, a, b))
+    return np.shape(a) == np.shape(b) and np.array_equal(a, b)
