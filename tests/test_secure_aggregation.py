@@ -1,12 +1,14 @@
 """fedlite.secure_aggregation: fixed point, masks that cancel exactly, Shamir shares, dropout
 recovery for every set of up to K - t dropouts, message counts, and the simulator plug-in."""
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 import fedlite
 from fedlite import secure_aggregation as sa
+from fedlite.validation import UpdateOverflowError
 
 
 # ----------------------------------------------------------------------------- fixed point
@@ -35,6 +37,54 @@ def test_values_too_large_for_the_modulus_raise_instead_of_wrapping():
         pytest.approx(x.sum(), abs=K * 2.0**-f))           # the biggest allowed sum: no wrap
     with pytest.raises(ValueError, match="too large for the modulus"):
         sa.encode(np.array([1.0, -limit]), scale_bits=f, modulus_bits=k, num_participants=K)
+
+
+# (K, f, k, |x|): |x| · 2^f is just below the old float limit 2^(k-1) / K, but ROUNDS up to it
+NEAR_THE_LIMIT = [(3, 4, 20, 10922.6625),                     # decoded to -32767.94 before
+                  (1028, 32, 62, np.nextafter(2.0**61 / 1028 / 2**32, 0)),   # to -5.37e8 before
+                  (2, 0, 8, 63.5), (3, 0, 8, 42.6)]
+
+
+@pytest.mark.parametrize("K,f,k,x", NEAR_THE_LIMIT)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_sum_of_encodings_is_right_or_refused(K, f, k, x, sign):
+    values = np.full(K, sign * x)
+    try:
+        encoded = sa.encode(values, scale_bits=f, modulus_bits=k, num_participants=K)
+    except UpdateOverflowError as error:
+        assert "too large for the modulus" in str(error)
+        return
+    total = sa.decode(encoded.sum(dtype=np.uint64), scale_bits=f, modulus_bits=k)
+    assert total == pytest.approx(values.sum(), abs=K * 2.0 ** -(f + 1))
+
+
+@pytest.mark.parametrize("K,f,k,x", NEAR_THE_LIMIT)
+def test_values_that_round_past_the_limit_are_refused(K, f, k, x):
+    with pytest.raises(UpdateOverflowError, match="once rounded"):
+        sa.encode(np.full(K, x), scale_bits=f, modulus_bits=k, num_participants=K)
+    below = np.full(K, np.floor(x * 2.0**f) / 2.0**f - 2.0**-f)   # rounds down: allowed
+    encoded = sa.encode(below, scale_bits=f, modulus_bits=k, num_participants=K)
+    total = sa.decode(encoded.sum(dtype=np.uint64), scale_bits=f, modulus_bits=k)
+    assert total == math.fsum(below)                   # exact: multiples of 2^-f, no wrap
+
+
+@pytest.mark.parametrize("x", [1e300, -1.7e308, 2.0**29])
+def test_huge_finite_values_raise_update_overflow_error_without_warnings(x):
+    with pytest.raises(UpdateOverflowError, match="too large for the modulus"):
+        sa.encode([0.5, x])
+
+
+def test_secure_sum_and_the_aggregator_refuse_sums_that_would_wrap():
+    values = np.full((3, 2), 10922.6625)
+    with pytest.raises(UpdateOverflowError, match="too large for the modulus"):
+        sa.secure_sum(values, range(3), threshold=2, scale_bits=4, modulus_bits=20)
+    aggregator = sa.SecureAggregator(scale_bits=4, modulus_bits=20)
+    aggregator.start(3, 2, np.random.SeedSequence(0))
+    reports = np.full((3, 2), 10922.6625 / 5)           # the aggregator sends n_k u_k, n_k = 5
+    with pytest.raises(UpdateOverflowError, match="too large for the modulus"):
+        aggregator.aggregate(reports, np.full(3, 5.0), np.arange(3), 1)
+    with pytest.raises(UpdateOverflowError, match="overflows float64"):
+        aggregator.aggregate(np.full((3, 2), 1e306), np.full(3, 1e3), np.arange(3), 1)
 
 
 @pytest.mark.parametrize("kwargs,name", [(dict(modulus_bits=63), "modulus_bits"),
@@ -99,6 +149,27 @@ def test_fewer_shares_than_the_threshold_neither_rebuild_nor_leak():
     assert sa.reconstruct_secret(shares[:2], 2) != secret  # a line through 2 points: wrong q(0)
 
 
+@pytest.mark.parametrize("pick", [[0, 0, 1], [2, 1, 2], [0, 1, 1, 3]])
+def test_a_repeated_share_is_refused_not_used(pick):
+    rng = np.random.default_rng(0)
+    shares = sa.share_secret(123456789, 5, 3, rng)
+    with pytest.raises(ValueError, match="distinct x"):
+        sa.reconstruct_secret([shares[i] for i in pick], 3)
+
+
+@pytest.mark.parametrize("shares,error,match", [
+    ([(0, 5), (1, 6)], ValueError, "x"),                     # x = 0 is where the secret is
+    ([(1.5, 5), (2, 6)], TypeError, "x"),
+    ([(1, 5), (2, sa.PRIME)], ValueError, "y"),
+    ([(sa.PRIME, 5), (2, 6)], ValueError, "x"),
+    ([(1, 5), (2,)], TypeError, "pairs"),
+    (12, TypeError, "shares"),
+    ([(1, -5), (2, 6)], ValueError, "y")])
+def test_reconstruct_secret_checks_each_share(shares, error, match):
+    with pytest.raises(error, match=match):
+        sa.reconstruct_secret(shares, 2)
+
+
 def test_share_secret_checks_the_threshold():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="threshold"):
@@ -151,6 +222,31 @@ def test_secure_sum_checks_its_arguments(kwargs, match):
 def test_overflow_in_a_round_raises():
     with pytest.raises(ValueError, match="too large"):
         sa.secure_sum(np.full((K, 2), 1e12), range(K), threshold=T)
+
+
+@pytest.mark.parametrize("m,dropped,least,match", [
+    (1, [], 2, "values has 1 row"),                       # a sum of one IS its update
+    (3, [0], 3, "min_participants = 3"),                  # configurable upward
+    (4, [1, 2, 3], 2, "only 1 of 4 participants survived, fewer than min_participants"),
+    (3, [2, 0], 2, "only 1 of 3 participants survived")])
+def test_a_secure_sum_over_too_few_participants_is_refused(m, dropped, least, match):
+    with pytest.raises(ValueError, match=match):
+        sa.secure_sum(np.ones((m, 2)), range(m), threshold=1, dropped=dropped,
+                      min_participants=least)
+
+
+@pytest.mark.parametrize("least", [1, 0, -3])
+def test_min_participants_cannot_go_below_two(least):
+    with pytest.raises(ValueError, match="min_participants must be at least 2"):
+        sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, min_participants=least)
+    with pytest.raises(ValueError, match="min_participants must be at least 2"):
+        sa.SecureAggregator(min_participants=least)
+
+
+def test_a_sum_of_two_is_allowed_and_right():
+    values = np.array([[1.0, -2.0], [0.5, 4.0]])
+    result = sa.secure_sum(values, [3, 8], threshold=2)
+    np.testing.assert_allclose(result.total, values.sum(axis=0), atol=2 * 2.0**-33)
 
 
 @pytest.mark.parametrize("m,P,d", [(2, 1, 0), (5, 10, 0), (5, 10, 2), (8, 3, 3)])
@@ -219,8 +315,8 @@ def test_with_dropouts_the_run_is_the_plain_mean_over_the_survivors(algorithm):
 
 def test_same_seed_same_history_bit_for_bit():
     fed = federation()
-    kwargs = dict(algorithm="fedavg", num_rounds=4, lr=0.1, participation=0.5, seed=3)
-    runs = [fedlite.simulate(fed, aggregator=sa.SecureAggregator(threshold=1, dropout=0.2),
+    kwargs = dict(algorithm="fedavg", num_rounds=4, lr=0.1, participation=0.7, seed=3)
+    runs = [fedlite.simulate(fed, aggregator=sa.SecureAggregator(threshold=2, dropout=0.2),
                              **kwargs)
             for _ in range(2)]
     for field in ("loss", "theta", "bytes_up", "selected"):
@@ -242,7 +338,86 @@ def test_secure_aggregator_checks_its_arguments(kwargs, match):
         sa.SecureAggregator(**kwargs)
 
 
+def test_simulate_cannot_select_or_keep_a_single_participant_under_secure_aggregation():
+    with pytest.raises(ValueError, match="1 participant.*min_participants = 2"):
+        fedlite.simulate(federation(K=6), num_rounds=1, lr=0.1, participation=1 / 6,
+                         aggregator=sa.SecureAggregator())
+    with pytest.raises(ValueError, match="fewer than min_participants = 4"):
+        fedlite.simulate(federation(K=6), num_rounds=1, lr=0.1, participation=0.5,
+                         aggregator=sa.SecureAggregator(min_participants=4))
+    with pytest.raises(ValueError, match="survived, fewer than min_participants"):
+        fedlite.simulate(federation(K=6), num_rounds=30, lr=0.1, participation=0.5,
+                         aggregator=sa.SecureAggregator(threshold=1, dropout=0.5))
+    one = fedlite.Federation.from_participants([np.ones((3, 2))], [np.ones(3)])
+    with pytest.raises(ValueError, match="1 participant"):
+        fedlite.simulate(one, num_rounds=1, lr=0.1, aggregator=sa.SecureAggregator())
+
+
 def test_a_threshold_above_the_number_of_participants_raises():
     with pytest.raises(ValueError, match="threshold must be at most"):
         fedlite.simulate(federation(K=6), num_rounds=1, lr=0.1,
                          aggregator=sa.SecureAggregator(threshold=7))
+
+
+# ----------------------------------------------------------------------------- every public function
+RNG = np.random.default_rng(0)
+BAD_CALLS = [
+    (lambda: sa.encode([[1.0, 2.0], [3.0]]), TypeError, "values"),
+    (lambda: sa.encode(["a"]), TypeError, "values"),
+    (lambda: sa.decode([1.5]), TypeError, "encoded"),
+    (lambda: sa.decode([-1]), ValueError, "encoded"),
+    (lambda: sa.decode(["a"]), TypeError, "encoded"),
+    (lambda: sa.key_pair(0), TypeError, "rng"),
+    (lambda: sa.agree(-1, 5), ValueError, "secret"),                # pow(x, -1, p): an inverse
+    (lambda: sa.agree(5, sa.PRIME), ValueError, "other_public"),
+    (lambda: sa.agree(5, 2.5), TypeError, "other_public"),
+    (lambda: sa.pair_mask(3, 1, -2), ValueError, "size"),
+    (lambda: sa.pair_mask(3, 1, 10**12), ValueError, "size"),       # 8 TB of mask
+    (lambda: sa.pair_mask(3, 1, 4, modulus_bits=65), ValueError, "modulus_bits"),
+    (lambda: sa.pair_mask(-3, 1, 4), ValueError, "pair_key"),
+    (lambda: sa.masked_input(0, [[1, 2]], 5, {0: 7, 1: 9}, 1), ValueError, "encoded"),
+    (lambda: sa.masked_input(0, [2**62], 5, {0: 7, 1: 9}, 1), ValueError, "encoded"),
+    (lambda: sa.masked_input(2, [1, 2], 5, {0: 7, 1: 9}, 1), ValueError, "public_keys"),
+    (lambda: sa.masked_input(0, [1, 2], 5, [7, 9], 1), ValueError, "public_keys"),
+    (lambda: sa.masked_input(0, [1, 2], 5, {0: 7, 1: 0}, 1), ValueError, "other_public"),
+    (lambda: sa.masked_input(0, [1, 2], 0, {0: 7, 1: 9}, 1), ValueError, "secret"),
+    (lambda: sa.share_secret(sa.PRIME, 3, 2, RNG), ValueError, "secret"),  # was reduced mod p
+    (lambda: sa.share_secret(1.5, 3, 2, RNG), TypeError, "secret"),
+    (lambda: sa.share_secret(1, 10**9, 2, RNG), ValueError, "num_shares"),
+    (lambda: sa.share_secret(1, 3, 2, 0), TypeError, "rng"),
+    (lambda: sa.reconstruct_secret([(1, 2), (2, 3)], 1.5), TypeError, "threshold"),
+    (lambda: sa.secure_sum(np.ones(3), range(3), threshold=2), ValueError, "values"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), 3, threshold=2), TypeError, "participant_ids"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), [0, 1.5, 2], threshold=2), TypeError, "participant_ids"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), [0, 1, 1], threshold=2), ValueError, "participant_ids"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), [0, 1], threshold=2), ValueError, "participant_ids"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, dropped=[0.5]), TypeError,
+     "dropped"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, dropped=1), TypeError,
+     "dropped"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, seed=-1), ValueError, "seed"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, seed="x"), TypeError, "seed"),
+    (lambda: sa.secure_sum(np.ones((3, 2)), range(3), threshold=2, round_number=-1), ValueError,
+     "round_number"),
+    (lambda: sa.SecureAggregator().start(3, 2, 0), TypeError, "seed_sequence"),
+]
+
+
+@pytest.mark.parametrize("call,error,name", BAD_CALLS)
+def test_every_public_function_names_the_bad_argument(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+@pytest.mark.parametrize("which,value,name", [(0, np.ones(3), "reports"),
+                                             (0, np.full((3, 2), np.nan), "reports"),
+                                             (1, np.ones(2), "num_examples"),
+                                             (2, np.array([0, 1, 1]), "selected"),
+                                             (2, np.arange(2), "selected")])
+def test_the_aggregator_checks_what_it_is_given(which, value, name):
+    aggregator = sa.SecureAggregator()
+    aggregator.start(3, 2, np.random.SeedSequence(0))
+    args = [np.ones((3, 2)), np.ones(3), np.arange(3), 1]
+    args[which] = value
+    with pytest.raises(ValueError, match=name):
+        aggregator.aggregate(*args)
