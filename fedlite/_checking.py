@@ -365,6 +365,15 @@ def format_call(fn, args):
     return f"{function_name(fn)}({inner})"
 
 
+def fresh_failure(problem, call):
+    """The verdict for a failure on a fresh random case: the problem, then the case to paste."""
+    if "fresh random case" not in problem:
+        first, _, rest = problem.partition("\n")
+        problem = f"on a fresh random case (the fixed ones pass), {first}" + (
+            f"\n{rest}" if rest else "")
+    return f"{problem}\nThe case: {call}"
+
+
 def fresh_rng():
     """A generator seeded from new operating-system entropy: different cases on every call."""
     return np.random.default_rng(np.random.SeedSequence())
@@ -452,7 +461,7 @@ class Exercise:
                 return verdict(False, cheat)
             problem, case = self.judge([(label, args)], [outcome], name_mistakes=False)
             if problem:
-                return verdict(False, f"{problem}\nThe case: {format_call(fn, args)}", case)
+                return verdict(False, fresh_failure(problem, format_call(fn, args)), case)
         total = f"{len(fixed)} fixed and {self.num_random} fresh random"
         return verdict(True, f"your function passes all {total} test cases. "
                              f"{self.praise}".strip())

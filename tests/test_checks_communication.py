@@ -1,18 +1,21 @@
-"""Tests of fedlite.checks_communication: each checker accepts the reference solution, names each
-typical mistake, survives stubs and crashes, and prints the same text every time."""
+"""Tests of fedlite.checks_communication: each checker accepts the reference solution, names
+each typical mistake only when the answer fits it on every case, survives stubs, crashes and
+hostile answers, catches cheats (a table of the fixed answers, fedlite's own function), and
+prints the same text every time for a wrong answer."""
 import numpy as np
 import pytest
 
 import checker_contract as contract
-from checker_contract import crashes, load_solutions, stub_none, stub_not_implemented
+from checker_contract import crashes, exits, load_solutions, stub_none, stub_not_implemented
 
 from fedlite import checks_communication as checks
+from fedlite import compression, lora
 
 solutions = load_solutions("communication_exercises.py")
 
 CHECKERS = ["top_k_with_error_feedback", "quantize_unbiased", "lora_bytes",
             "rounds_until_data_is_cheaper", "never_selected_probability"]
-
+OUTPUTS = {"top_k_with_error_feedback": 2}  # the others return one value
 
 
 def run(capsys, checker, fn):
@@ -143,33 +146,79 @@ def never_sum(k, p, r):
     return (1 - m / k) * r
 
 
-WRONG = [  # (checker, wrong answer, words the verdict must contain)
-    ("top_k_with_error_feedback", ef_no_residual, ["residual is not added"]),
-    ("top_k_with_error_feedback", ef_smallest, ["smallest"]),
-    ("top_k_with_error_feedback", ef_signed, ["magnitudes", "negative"]),
-    ("top_k_with_error_feedback", ef_residual_dropped, ["new_residual: it is zero", "drops"]),
-    ("top_k_with_error_feedback", ef_residual_forgets_old, ["forgets the old residual"]),
-    ("top_k_with_error_feedback", ef_in_place, ["in place", "residual"]),
-    ("quantize_unbiased", q_nearest, ["nearest", "biased"]),
-    ("quantize_unbiased", q_down, ["round down", "biased"]),
-    ("quantize_unbiased", q_coin, ["1/2", "biased"]),
-    ("quantize_unbiased", q_gaps, ["2^b - 1 gaps"]),
-    ("quantize_unbiased", q_norm, ["max|v|", "norm"]),
-    ("quantize_unbiased", q_codes, ["codes"]),
-    ("lora_bytes", lora_float32, ["float32"]),
-    ("lora_bytes", lora_count_values, ["values, not bytes"]),
-    ("lora_bytes", lora_frozen_ignored, ["freeze_A is ignored"]),
-    ("lora_bytes", lora_frozen_sends_A, ["B (h, r)", "shared seed"]),
-    ("lora_bytes", lora_full_layer, ["whole layer"]),
-    ("rounds_until_data_is_cheaper", data_no_target, ["target y"]),
-    ("rounds_until_data_is_cheaper", data_one_way, ["twice"]),
-    ("rounds_until_data_is_cheaper", data_no_k, ["multiply by K"]),
-    ("rounds_until_data_is_cheaper", data_ceil, ["next round"]),
-    ("never_selected_probability", never_with_fraction, ["m / K"]),
-    ("never_selected_probability", never_no_minimum, ["max(1"]),
+def q_no_zero_case(vector, bits, rng):
+    """The solution without its `if s == 0` line: 0/0 gives NaN for a vector of zeros."""
+    s = np.max(np.abs(vector))
+    step = 2 * s / (2 ** bits - 1)
+    return -s + stochastic((vector + s) / step, rng) * step
+
+
+def q_fixed_vectors_only(vector, bits, rng):
+    """Right on the checker's fixed vectors (looked up), not quantised at all elsewhere."""
+    fixed = np.random.default_rng(0)
+    if any(np.array_equal(vector, fixed.normal(size=n)) for n in (6, 5, 4)) or not vector.any():
+        return solutions.quantize_unbiased(vector, bits, rng)
+    return vector
+
+
+def ef_k_values_only(report, residual, k):
+    corrected = report + residual
+    return np.sort(corrected)[-k:], corrected
+
+
+def data_fraction(n, d, p, k):
+    return n * (d + 1) / (2 * k * p)
+
+
+def never_with_int(k, p, r):
+    return (1 - max(1, int(p * k)) / k) ** r
+
+
+def never_always_zero(k, p, r):
+    return 0.0
+
+
+def never_every_round(k, p, r):
+    m = max(1, round(p * k))
+    return (m / k) ** r
+
+
+WRONG = [  # (checker, wrong answer, words the verdict must contain, words it must not)
+    ("top_k_with_error_feedback", ef_no_residual, ["residual is not added"], []),
+    ("top_k_with_error_feedback", ef_smallest, ["smallest"], []),
+    ("top_k_with_error_feedback", ef_signed, ["magnitudes", "negative"], []),
+    ("top_k_with_error_feedback", ef_residual_dropped, ["new_residual: it is zero", "drops"], []),
+    ("top_k_with_error_feedback", ef_residual_forgets_old, ["forgets the old residual"], []),
+    ("top_k_with_error_feedback", ef_in_place, ["in place", "residual"], []),
+    ("top_k_with_error_feedback", ef_k_values_only, ["shape (2,)", "dense"], []),
+    ("quantize_unbiased", q_nearest, ["nearest", "biased"], []),
+    ("quantize_unbiased", q_down, ["round down", "biased"], []),
+    ("quantize_unbiased", q_coin, ["1/2", "biased"], []),
+    ("quantize_unbiased", q_gaps, ["2^b - 1 gaps"], []),
+    ("quantize_unbiased", q_norm, ["max|v|", "norm"], []),
+    ("quantize_unbiased", q_codes, ["codes"], []),
+    ("quantize_unbiased", q_no_zero_case, ["vector of zeros", "NaN"], []),  # issue 14
+    ("quantize_unbiased", q_fixed_vectors_only, ["fresh random case", "The case: "
+                                                 "q_fixed_vectors_only(vector=np.array(["], []),
+    ("lora_bytes", lora_float32, ["float32"], []),
+    ("lora_bytes", lora_count_values, ["values, not bytes"], []),
+    ("lora_bytes", lora_frozen_ignored, ["freeze_A is ignored"], []),
+    ("lora_bytes", lora_frozen_sends_A, ["sends B", "shared seed"], []),
+    ("lora_bytes", lora_full_layer, ["whole layer"], []),
+    ("rounds_until_data_is_cheaper", data_no_target, ["target y"], []),
+    ("rounds_until_data_is_cheaper", data_one_way, ["twice"], []),
+    ("rounds_until_data_is_cheaper", data_no_k, ["K participants"], []),
+    ("rounds_until_data_is_cheaper", data_ceil, ["next round"], []),
+    ("rounds_until_data_is_cheaper", data_fraction, ["fraction of a round"], []),
+    ("never_selected_probability", never_with_fraction, ["m / K"], []),
+    ("never_selected_probability", never_no_minimum, ["at least one participant"], []),
+    ("never_selected_probability", never_with_int, ["int()", "nearest"], []),  # issue 14
     ("never_selected_probability", never_complement, ["missing at least one round",
-                                                      "never selected"]),
-    ("never_selected_probability", never_sum, ["multiply"]),
+                                                      "every round"], []),
+    ("never_selected_probability", never_sum, ["multiply"], []),
+    ("never_selected_probability", never_every_round, ["selected in every round"], []),
+    ("never_selected_probability", never_always_zero, ["is off"],  # issue 14
+     ["selected in every round"]),
 ]
 
 
@@ -180,16 +229,29 @@ def test_accepts_the_reference_solution(capsys, checker):
     contract.assert_accepted(*run(capsys, checker, getattr(solutions, checker)))
 
 
-def test_accepts_other_correct_forms(capsys):
-    assert run(capsys, "quantize_unbiased", quantizer(stochastic))[0] is True
-    assert run(capsys, "lora_bytes", lambda d, h, r, f: np.int64(8 * lora_values(d, h, r, f)))[0]
+@pytest.mark.parametrize("checker, fn", [
+    ("quantize_unbiased", quantizer(stochastic)),   # no zero case needed: never divides 0/0 ...
+    ("lora_bytes", lambda d, h, r, f: np.int64(8 * lora_values(d, h, r, f))),
+    ("lora_bytes", lambda d, h, r, f: float(8 * lora_values(d, h, r, f))),
+    ("rounds_until_data_is_cheaper", lambda n, d, p, k: np.floor(n * (d + 1) / (2 * k * p)) + 1),
+    ("never_selected_probability", lambda k, p, r: np.prod([1 - max(1, round(p * k)) / k] * r)),
+], ids=["quantizer", "lora_int64", "lora_float", "rounds_float", "never_product"])
+def test_accepts_other_correct_forms(capsys, checker, fn):
+    if checker == "quantize_unbiased":   # ... once it says what a vector of zeros gives
+        fn = (lambda inner: lambda v, b, rng: np.zeros_like(v) if not v.any() else inner(v, b, rng)
+              )(fn)
+    contract.assert_accepted(*run(capsys, checker, fn))
 
 
-@pytest.mark.parametrize("checker, fn, words", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_names_the_mistake(capsys, checker, fn, words):
-    contract.assert_rejected(*run(capsys, checker, fn), words)
+@pytest.mark.parametrize("checker, fn, words, absent", WRONG,
+                         ids=[f"{w[0]}-{w[1].__name__}" for w in WRONG])
+def test_names_the_mistake_only_when_it_fits_every_case(capsys, checker, fn, words, absent):
+    contract.assert_rejected(*run(capsys, checker, fn), words, absent)
 
 
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_fixed_cases_tell_the_mistakes_apart(checker):
+    contract.assert_cases_tell_mistakes_apart(checks._EXERCISES[checker])
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
@@ -197,12 +259,52 @@ def test_names_the_mistake(capsys, checker, fn, words):
     (stub_none, ["returned None", "stub"]),
     (stub_not_implemented, ["still the stub", "NotImplementedError"]),
     (crashes, ["raised ZeroDivisionError: division by zero"]),
+    (exits, ["raised SystemExit"]),
     (None, ["pass your function itself", "you passed None"]),
-], ids=["none", "not_implemented", "crash", "None"])
+], ids=["none", "not_implemented", "crash", "exit", "None"])
 def test_stubs_and_crashes_give_a_verdict_not_an_exception(capsys, checker, fn, words):
     contract.assert_rejected(*run(capsys, checker, fn), words)
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
+def test_hostile_answers_get_a_verdict_not_an_exception(capsys, checker):
+    contract.assert_hostile_answers_get_a_verdict(capsys, checks, checker,
+                                                  OUTPUTS.get(checker, 1))
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
 def test_output_is_deterministic(capsys, checker):
     contract.assert_deterministic(capsys, checks, checker, getattr(solutions, checker))
+
+
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_fallback_hint_points_to_the_notebook_and_is_not_the_formula(capsys, checker):
+    nudge = checks._EXERCISES[checker].nudge
+    assert "notebook" in nudge and "=" not in nudge and "Recall" not in nudge
+    contract.assert_rejected(*run(capsys, checker, contract.nudged(getattr(solutions, checker))),
+                             ["is off", nudge])
+
+
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_a_table_of_the_fixed_answers_fails_on_fresh_cases(capsys, checker):
+    cheat = contract.lookup_table(checks._EXERCISES[checker], getattr(solutions, checker))
+    contract.assert_rejected(*run(capsys, checker, cheat),
+                             ["a fresh random case", "The case: cheat("])
+
+
+CALLS_FEDLITE = [  # (checker, an answer that calls the library, the name the verdict gives)
+    ("lora_bytes", lora.adapter_bytes, "fedlite.lora.adapter_bytes"),
+    ("quantize_unbiased", lambda v, b, rng: compression.dequantize(*compression.quantize(v, b, rng),
+                                                                   b),
+     "fedlite.compression.quantize"),
+    ("top_k_with_error_feedback", lambda report, residual, k: (
+        compression.densify(*compression.top_k(report + residual, k), len(report)),
+        report + residual - compression.densify(*compression.top_k(report + residual, k),
+                                                len(report))),
+     "fedlite.compression.top_k"),
+]
+
+
+@pytest.mark.parametrize("checker, fn, name", CALLS_FEDLITE, ids=[c[0] for c in CALLS_FEDLITE])
+def test_an_answer_that_calls_fedlite_is_told_so_and_not_passed(capsys, checker, fn, name):
+    contract.assert_rejected(*run(capsys, checker, fn), [f"calls {name}", "yourself"])

@@ -1,17 +1,21 @@
 """Tests of fedlite.checks_privacy: each checker accepts the reference solution, names each
-typical mistake, survives stubs and crashes, and prints the same text every time."""
+typical mistake only when the answer fits it on every case, survives stubs, crashes and hostile
+answers, catches cheats (a table of the fixed answers, fedlite's own function), and prints the
+same text every time for a wrong answer."""
 import numpy as np
 import pytest
 
 import checker_contract as contract
-from checker_contract import load_solutions
+from checker_contract import crashes, exits, load_solutions, stub_none, stub_not_implemented
 
 from fedlite import checks_privacy as checks
+from fedlite import differential_privacy, privacy, secure_aggregation
 
 solutions = load_solutions("privacy_exercises.py")
 
 CHECKERS = ["invert_linear_gradient", "input_from_first_layer", "total_mask",
             "encode_fixed_point", "clip_factor", "noise_std"]
+OUTPUTS = {"invert_linear_gradient": 2}  # the others return one value
 
 
 def run(capsys, checker, fn):
@@ -113,27 +117,67 @@ def std_no_clip(clip_norm, noise_multiplier, sampling_rate, num_participants):
     return noise_multiplier / (sampling_rate * num_participants)
 
 
-WRONG = [  # (checker, wrong answer, words the verdict must contain)
-    ("invert_linear_gradient", invert_upside_down, ["upside down"]),
-    ("invert_linear_gradient", invert_y_hat, ["prediction y_hat"]),
-    ("invert_linear_gradient", invert_y_sign, ["wrong sign of r"]),
-    ("invert_linear_gradient", invert_no_division, ["divide by"]),
-    ("input_from_first_layer", first_layer_row, ["row of grad_W1"]),
-    ("input_from_first_layer", first_layer_unit_0, ["NaN", "unit 0 inactive"]),
-    ("input_from_first_layer", first_layer_no_division, ["divide by grad_b1[j]"]),
-    ("total_mask", mask_all_added, ["never cancel"]),
-    ("total_mask", mask_no_modulus, ["mod the modulus"]),
-    ("total_mask", mask_zero, ["hide nothing"]),
-    ("total_mask", mask_in_place, ["in place"]),
-    ("encode_fixed_point", encode_no_mod, ["wrap round"]),
-    ("encode_fixed_point", encode_floor, ["use round"]),
-    ("encode_fixed_point", encode_times_f, ["2**scale_bits"]),
-    ("clip_factor", clip_always, ["left alone"]),
-    ("clip_factor", clip_inverted, ["upside down"]),
-    ("clip_factor", clip_squared, ["square"]),
-    ("noise_std", std_of_sum, ["SUM"]),
-    ("noise_std", std_over_m, ["q m"]),
-    ("noise_std", std_no_clip, ["clipping norm"]),
+def first_layer_unit(j):
+    def fn(grad_W1, grad_b1):
+        return grad_W1[:, j] / grad_b1[j]   # a unit chosen once: inactive in some case
+    fn.__name__ = f"first_layer_unit_{j}"
+    return fn
+
+
+def first_layer_signed_argmax(grad_W1, grad_b1):
+    j = np.argmax(grad_b1)
+    return grad_W1[:, j] / grad_b1[j]
+
+
+def first_layer_first_active(grad_W1, grad_b1):
+    j = np.flatnonzero(grad_b1)[0]
+    return grad_W1[:, j] / grad_b1[j]
+
+
+def first_layer_mean_of_active(grad_W1, grad_b1):
+    active = grad_b1 != 0
+    return (grad_W1[:, active] / grad_b1[active]).mean(axis=1)
+
+
+def encode_trunc(x, scale_bits, modulus_bits):
+    return (x * 2**scale_bits).astype(np.int64) % 2**modulus_bits
+
+
+def encode_unscaled(x, scale_bits, modulus_bits):
+    return np.round(x) % 2**modulus_bits
+
+
+def clip_max(update, clip_norm):
+    return max(1.0, clip_norm / np.linalg.norm(update))
+
+
+WRONG = [  # (checker, wrong answer, words the verdict must contain, words it must not)
+    ("invert_linear_gradient", invert_upside_down, ["x: upside down"], []),
+    ("invert_linear_gradient", invert_y_hat, ["prediction y_hat"], []),
+    ("invert_linear_gradient", invert_y_sign, ["y: the wrong sign of r"], []),
+    ("invert_linear_gradient", invert_no_division, ["x: that is right only if r = 1",
+                                                    "divide by"], []),
+    ("input_from_first_layer", first_layer_row, ["row of grad_W1"], []),
+    *[("input_from_first_layer", first_layer_unit(j), ["same unit", "inactive"], [])
+      for j in range(6)],   # issue 14: a hard-coded unit used to pass
+    ("input_from_first_layer", first_layer_signed_argmax, ["np.argmax", "|grad_b1|"], []),
+    ("input_from_first_layer", first_layer_no_division, ["divide by grad_b1[j]"], []),
+    ("total_mask", mask_all_added, ["never cancel"], []),
+    ("total_mask", mask_no_modulus, ["mod the modulus"], []),
+    ("total_mask", mask_zero, ["hide nothing"], []),
+    ("total_mask", mask_in_place, ["in place"], []),
+    ("encode_fixed_point", encode_no_mod, ["wrap round"], []),
+    ("encode_fixed_point", encode_floor, ["use round", "floor"], []),
+    ("encode_fixed_point", encode_trunc, ["use round", "int()"], []),
+    ("encode_fixed_point", encode_times_f, ["2**scale_bits"], []),
+    ("encode_fixed_point", encode_unscaled, ["scale x by 2**scale_bits"], []),
+    ("clip_factor", clip_always, ["left alone"], []),
+    ("clip_factor", clip_inverted, ["upside down"], []),
+    ("clip_factor", clip_max, ["max instead of min"], ["upside down"]),  # issue 14
+    ("clip_factor", clip_squared, ["square"], []),
+    ("noise_std", std_of_sum, ["SUM"], []),
+    ("noise_std", std_over_m, ["not by m"], []),
+    ("noise_std", std_no_clip, ["clipping norm"], []),
 ]
 
 
@@ -144,32 +188,93 @@ def test_accepts_the_reference_solution(capsys, checker):
     contract.assert_accepted(*run(capsys, checker, getattr(solutions, checker)))
 
 
-def test_accepts_the_opposite_mask_convention(capsys):
-    assert run(capsys, "total_mask", mask_opposite_convention)[0] is True
+@pytest.mark.parametrize("checker, fn", [
+    ("total_mask", mask_opposite_convention),
+    ("input_from_first_layer", first_layer_first_active),
+    ("input_from_first_layer", first_layer_mean_of_active),
+    ("encode_fixed_point", lambda x, f, k: (np.round(x * 2**f) % 2**k).tolist()),
+    ("clip_factor", lambda u, S: np.minimum(1, S / np.sqrt(np.sum(np.square(u))))),
+], ids=["mask_opposite", "first_active", "mean_of_active", "encode_list", "clip_numpy"])
+def test_accepts_other_correct_forms(capsys, checker, fn):
+    contract.assert_accepted(*run(capsys, checker, fn))
 
 
-@pytest.mark.parametrize("checker, fn, words", WRONG, ids=[w[1].__name__ for w in WRONG])
-def test_names_the_mistake(capsys, checker, fn, words):
+@pytest.mark.parametrize("checker, fn, words, absent", WRONG,
+                         ids=[f"{w[0]}-{w[1].__name__}" for w in WRONG])
+def test_names_the_mistake_only_when_it_fits_every_case(capsys, checker, fn, words, absent):
+    contract.assert_rejected(*run(capsys, checker, fn), words, absent)
+
+
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_fixed_cases_tell_the_mistakes_apart(checker):
+    contract.assert_cases_tell_mistakes_apart(checks._EXERCISES[checker])
+
+
+@pytest.mark.parametrize("checker", CHECKERS)
+@pytest.mark.parametrize("fn, words", [
+    (stub_none, ["returned None", "stub"]),
+    (stub_not_implemented, ["still the stub", "NotImplementedError"]),
+    (crashes, ["raised ZeroDivisionError: division by zero"]),
+    (exits, ["raised SystemExit"]),
+    (3, ["pass your function itself", "you passed the number 3"]),
+], ids=["none", "not_implemented", "crash", "exit", "int"])
+def test_stubs_and_crashes_give_a_verdict_not_an_exception(capsys, checker, fn, words):
     contract.assert_rejected(*run(capsys, checker, fn), words)
 
 
-def stub(*args):
-    raise NotImplementedError
-
-
-def crash(*args):
-    raise KeyError("oops")
+@pytest.mark.parametrize("checker", CHECKERS)
+def test_hostile_answers_get_a_verdict_not_an_exception(capsys, checker):
+    contract.assert_hostile_answers_get_a_verdict(capsys, checks, checker,
+                                                  OUTPUTS.get(checker, 1))
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
-@pytest.mark.parametrize("fn, words", [(stub, "still the stub"), (crash, "raised KeyError"),
-                                       (lambda *a: None, "None"), (3, "pass your function")])
-def test_survives_stubs_and_crashes_and_never_raises(capsys, checker, fn, words):
-    ok, out = run(capsys, checker, fn)
-    assert ok is False and words in out
+def test_output_is_deterministic(capsys, checker):
+    contract.assert_deterministic(capsys, checks, checker, getattr(solutions, checker))
 
 
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_prints_the_same_text_every_time(capsys, checker):
-    texts = [run(capsys, checker, fn)[1] for fn in (mask_zero, mask_zero)]
-    assert texts[0] == texts[1] and "0x" not in texts[0]
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_fallback_hint_points_to_the_notebook_and_is_not_the_formula(capsys, checker):
+    nudge = checks._EXERCISES[checker].nudge
+    assert "notebook" in nudge and "=" not in nudge and "Recall" not in nudge
+    contract.assert_rejected(*run(capsys, checker, contract.nudged(getattr(solutions, checker))),
+                             ["is off", nudge])
+
+
+@pytest.mark.parametrize("checker", sorted(checks._EXERCISES))
+def test_a_table_of_the_fixed_answers_fails_on_fresh_cases(capsys, checker):
+    cheat = contract.lookup_table(checks._EXERCISES[checker], getattr(solutions, checker))
+    contract.assert_rejected(*run(capsys, checker, cheat),
+                             ["a fresh random case", "The case: cheat("])
+
+
+def test_masks_right_only_for_the_fixed_cases_fail_on_fresh_ones(capsys):
+    fixed = {(3, 4, 2**16), (5, 2, 2**8), (2, 3, 2**12)}
+
+    def cheat(participant_id, pair_masks, modulus):
+        K = max(j for _, j in pair_masks) + 1
+        P = len(next(iter(pair_masks.values())))
+        if (K, P, modulus) in fixed:
+            return solutions.total_mask(participant_id, pair_masks, modulus)
+        return np.zeros(P, dtype=np.int64)
+    result, out = run(capsys, "total_mask", cheat)
+    contract.assert_rejected(result, out, ["fresh random case", "hide nothing",
+                                           "The case: cheat(participant_id=0, pair_masks={(0, 1): "])
+    assert set(result.case) == {"participant_id", "pair_masks", "modulus"}
+
+
+CALLS_FEDLITE = [  # (checker, an answer that calls the library, the name the verdict gives)
+    ("invert_linear_gradient", privacy.invert_linear_gradient,
+     "fedlite.leakage.invert_linear_gradient"),
+    ("clip_factor", lambda u, S: differential_privacy.clip_factor(np.linalg.norm(u), S),
+     "fedlite.differential_privacy.clip_factor"),
+    ("noise_std", lambda S, z, q, m: differential_privacy.noise_std(S, z, q * m),
+     "fedlite.differential_privacy.noise_std"),
+    ("encode_fixed_point", lambda x, f, k: secure_aggregation.encode(
+        x, scale_bits=f, modulus_bits=k), "fedlite.secure_aggregation.encode"),
+]
+
+
+@pytest.mark.parametrize("checker, fn, name", CALLS_FEDLITE, ids=[c[0] for c in CALLS_FEDLITE])
+def test_an_answer_that_calls_fedlite_is_told_so_and_not_passed(capsys, checker, fn, name):
+    contract.assert_rejected(*run(capsys, checker, fn), [f"calls {name}", "yourself"])
