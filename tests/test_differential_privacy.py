@@ -1,6 +1,7 @@
 """fedlite.differential_privacy: clipping bounds, the noise's standard deviation, DP-FedAvg in
 the simulator, the RDP accountant against dp-accounting, and the attack under DP."""
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 import fedlite
 from fedlite import differential_privacy as dp
+from fedlite.validation import UpdateOverflowError
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "dp_reference.json").read_text())
 
@@ -32,6 +34,28 @@ def test_clip_factor_and_one_vector():
     np.testing.assert_array_equal(dp.clip_by_norm(np.zeros(3), 1.0), np.zeros(3))
 
 
+@pytest.mark.parametrize("update", [[1e300, 1e300], [-1.7e308, 1.7e308, 1e308],
+                                    [[3e307, 4e307], [3.0, 4.0]], [[1e-300, 1e-300], [0.0, 0.0]]])
+@pytest.mark.parametrize("S", [1.0, 1e-310, 1e300])
+def test_clipping_huge_or_tiny_updates_has_no_overflow(update, S):
+    """||u||² overflows for [1e300, 1e300]: S / ||u|| was 0, and the answer zeros."""
+    update = np.array(update)
+    clipped = dp.clip_by_norm(update, S)
+    for row, out in zip(np.atleast_2d(update), np.atleast_2d(clipped)):
+        norm = math.hypot(*row)                     # scales internally: no overflow (inf if
+        assert math.hypot(*out) == pytest.approx(min(norm, S), rel=1e-9)   # past float64)
+        if norm > S:                                # same direction
+            np.testing.assert_allclose(out / math.hypot(*out), row / np.abs(row).max()
+                                       / math.hypot(*(row / np.abs(row).max())), rtol=1e-12)
+        else:
+            assert np.array_equal(out, row)
+
+
+def test_clip_factor_refuses_a_negative_norm():
+    with pytest.raises(ValueError, match="norm must be >= 0"):
+        dp.clip_factor(-1.0, 1.0)
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda: dp.clip_by_norm([1.0], 0.0), "clip_norm"),
     (lambda: dp.clip_by_norm([1.0], -1.0), "clip_norm"),
@@ -44,10 +68,50 @@ def test_clip_factor_and_one_vector():
     (lambda: dp.epsilon(1.1, 1.0, 10, 1e-5), "sampling_rate"),
     (lambda: dp.epsilon(0.1, 1.0, 10, 0.0), "delta"),
     (lambda: dp.epsilon(0.1, 1.0, -1, 1e-5), "rounds"),
-    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[1.5, 2]), "orders")])
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[1.5, 2]), "orders"),
+    (lambda: dp.rdp_to_epsilon([-1.0], [2], 1e-5), "rdp"),               # was eps = 0
+    (lambda: dp.rdp_to_epsilon([np.nan], [2], 1e-5), "rdp"),
+    (lambda: dp.rdp_to_epsilon([1.0, 2.0], [2], 1e-5), "one value per order"),
+    (lambda: dp.rdp_to_epsilon([], [2], 1e-5), "one value per order"),
+    (lambda: dp.rdp_to_epsilon([1.0], [2], 1.0), "delta"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[10**12]), "orders"),   # was MemoryError
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[1e300]), "orders"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[np.inf]), "orders"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[]), "orders"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=list(range(2, 5000))), "orders"),
+    (lambda: dp.noise_std(1.0, 1.0, -5), "expected_participants"),       # was a negative std
+    (lambda: dp.noise_std(1.0, 1.0, 0), "expected_participants"),        # ZeroDivisionError
+    (lambda: dp.noise_std(1e300, 1e300, 1), "overflows"),
+    (lambda: dp.DPAggregator(1e300, 1e300), "overflows"),
+    (lambda: dp.attack_errors(np.ones((2, 2)), [1.0, 2.0], clip_norm=1.0, noise_multiplier=0.0,
+                              num_trials=10**20), "num_trials")])
 def test_bad_arguments_raise_value_errors_naming_them(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: dp.rdp_to_epsilon(["a"], [2], 1e-5), "rdp"),
+    (lambda: dp.rdp_to_epsilon([1.0], ["a"], 1e-5), "orders"),
+    (lambda: dp.epsilon(0.1, 1.0, 10, 1e-5, orders=[None]), "orders"),
+    (lambda: dp.noise_std(1.0, 1.0, "4"), "expected_participants"),
+    (lambda: dp.clip_by_norm([[1.0], [1.0, 2.0]], 1.0), "update")])
+def test_wrong_types_raise_type_errors_naming_them(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("rounds", [10**400, 2**1023])
+def test_epsilon_of_astronomically_many_rounds_is_inf_not_an_overflow_error(rounds):
+    assert dp.epsilon(0.1, 1.0, rounds, 1e-5) == np.inf
+    assert dp.epsilon(0.0, 1.0, rounds, 1e-5) == 0.0       # nobody is ever sampled
+
+
+@pytest.mark.parametrize("z", [1e-160, 1e-200, 5e-324])
+@pytest.mark.parametrize("q", [0.1, 1.0])
+def test_a_vanishing_noise_multiplier_means_no_privacy_without_warnings(z, q):
+    assert np.all(dp.rdp_sampled_gaussian(q, z) == np.inf)
+    assert dp.epsilon(q, z, 10, 1e-5) == np.inf
 
 
 # ----------------------------------------------------------------------------- the aggregator
@@ -83,6 +147,51 @@ def test_poisson_sampling_keeps_about_q_of_the_participants():
     assert np.mean([len(s) for s in aggregator.sampled]) == pytest.approx(300, rel=0.1)
 
 
+@pytest.mark.parametrize("participation", [0.2, 0.6, 0.8])
+@pytest.mark.parametrize("sampling_rate", [1.0, 0.5])
+def test_dp_refuses_a_fixed_size_selection_before_its_poisson_sampling(participation,
+                                                                       sampling_rate):
+    """The accountant's q must be the whole sampling: simulate's subset would come on top."""
+    with pytest.raises(ValueError, match=r"participation=1\.0.*sampling_rate"):
+        fedlite.simulate(equal_federation(), algorithm="fedavg", num_rounds=2, lr=0.1,
+                         participation=participation,
+                         aggregator=dp.DPAggregator(1.0, 1.0, sampling_rate=sampling_rate))
+
+
+@pytest.mark.parametrize("clip_norm,noise_multiplier,q,scale", [
+    (1e308, 0.0, 1.0, 1e308),       # the sum of clipped reports passes float64's largest
+    (1.0, 1e300, 1e-10, 1.0)])      # the noisy sum divided by q m does
+def test_a_mean_past_float64_raises_update_overflow_error(clip_norm, noise_multiplier, q, scale):
+    aggregator = dp.DPAggregator(clip_norm, noise_multiplier, sampling_rate=q)
+    aggregator.start(4, 2, np.random.SeedSequence(0))
+    reports = np.full((4, 2), scale)
+    with pytest.raises(UpdateOverflowError, match="overflows float64"):
+        for r in range(1, 100):         # q = 1e-10: nobody sampled, but noise 1e300 / 4e-10
+            aggregator.aggregate(reports, np.ones(4), np.arange(4), r)
+
+
+def test_huge_finite_reports_are_clipped_not_refused():
+    aggregator = dp.DPAggregator(1.0, 0.0)
+    aggregator.start(3, 2, np.random.SeedSequence(0))
+    mean, _ = aggregator.aggregate(np.full((3, 2), 1e300), np.ones(3), np.arange(3), 1)
+    np.testing.assert_allclose(mean, np.full(2, np.sqrt(0.5)), rtol=1e-12)
+    assert aggregator.clipped == [1.0]
+
+
+@pytest.mark.parametrize("which,value,name", [(0, np.ones(3), "reports"),
+                                             (0, np.full((3, 2), np.inf), "reports"),
+                                             (2, np.arange(2), "selected"),
+                                             (2, [[0, 1], [2]], "selected"),
+                                             (3, -1, "round_number")])
+def test_the_dp_aggregator_checks_what_it_is_given(which, value, name):
+    aggregator = dp.DPAggregator(1.0, 1.0)
+    aggregator.start(3, 2, np.random.SeedSequence(0))
+    args = [np.ones((3, 2)), np.ones(3), np.arange(3), 1]
+    args[which] = value
+    with pytest.raises(ValueError, match=name):
+        aggregator.aggregate(*args)
+
+
 def equal_federation(K=5, n_per=8, seed=0):
     X, y, _, _ = fedlite.make_linear_data(K * n_per, 3, seed=seed)
     return fedlite.split(X, y, K, scheme="iid", seed=seed)
@@ -92,7 +201,7 @@ def equal_federation(K=5, n_per=8, seed=0):
 def test_no_noise_and_a_huge_clip_norm_is_plain_fedavg_on_equal_participants(model):
     fed = equal_federation()
     kwargs = dict(model=model, algorithm="fedavg", num_rounds=5, lr=0.05, local_epochs=2,
-                  batch_size=4, participation=0.6, hidden=4, seed=1)
+                  batch_size=4, hidden=4, seed=1)
     plain = fedlite.simulate(fed, **kwargs)
     private = fedlite.simulate(fed, aggregator=dp.DPAggregator(1e12, 0.0), **kwargs)
     np.testing.assert_allclose(private.loss, plain.loss, rtol=1e-12)
