@@ -8,20 +8,28 @@ Client drift (`drift_runs`): with several local epochs, each participant walks t
 optimum before the server averages, so FedAvg settles at a point that is not the optimum of the
 pooled data.  `pooled_optimum` is that optimum (least squares on all rows, what centralised
 training converges to), and `distance_to_optimum`/`excess_loss` say how far a run ended from it.
+`divergence_reason` says why a run diverged (for the linear model: which step-size condition
+failed), so that an explorer can name the cause instead of guessing.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .partition import make_concept_shift, split
-from .simulation import simulate
+from .partition import Federation, make_concept_shift, split
+from .simulation import History, simulate
+
+
+def convergence_federation(X, y, *, num_participants, scheme="iid", alpha=None, seed=0):
+    """The Federation `convergence_run` trains on: split(X, y, num_participants, ...)."""
+    return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
 
 
 def convergence_run(X, y, *, num_participants, lr, participation=1.0, model="linear",
                     algorithm="fedsgd", scheme="iid", alpha=None, num_rounds=50, local_epochs=1,
                     batch_size=None, mu=0.0, hidden=10, seed=0):
     """Split the pooled data X (N, d), y (N,) among num_participants, then simulate: a History."""
-    federation = split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
+    federation = convergence_federation(X, y, num_participants=num_participants, scheme=scheme,
+                                        alpha=alpha, seed=seed)
     return simulate(federation, model=model, algorithm=algorithm, num_rounds=num_rounds, lr=lr,
                     local_epochs=local_epochs, batch_size=batch_size, mu=mu,
                     participation=participation, hidden=hidden, seed=seed)
@@ -75,6 +83,7 @@ def drift_runs(*, spread, mu, local_epochs=10, num_participants=10, samples_per_
 
 def pooled_optimum(federation):
     """(w, b) minimising the loss on all rows together: least squares on [X, 1]."""
+    federation = _check_federation(federation)
     A = np.column_stack([federation.X, np.ones(federation.num_samples)])
     theta, *_ = np.linalg.lstsq(A, federation.y, rcond=None)
     return theta[:-1], float(theta[-1])
@@ -82,15 +91,91 @@ def pooled_optimum(federation):
 
 def distance_to_optimum(history, federation):
     """||(w, b) - (w*, b*)||: how far a linear run's final model is from the pooled optimum."""
-    if history.config["model"] != "linear":
-        raise ValueError("distance_to_optimum needs a run of the linear model "
-                         f"(the MLP has no single optimum); got model={history.config['model']!r}")
+    _check_linear_run(history, federation, "distance_to_optimum")
     w_opt, b_opt = pooled_optimum(federation)
     return float(np.linalg.norm(history.theta - np.append(w_opt, b_opt)))
 
 
 def excess_loss(history, federation):
     """(R+1,) loss after each round minus the pooled optimum's loss (>= 0, up to round-off)."""
+    _check_run(history, federation)
     w_opt, b_opt = pooled_optimum(federation)
-    r = federation.X @ w_opt + b_opt - federation.y
-    return history.loss - float(r @ r) / (2 * federation.num_samples)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = federation.X @ w_opt + b_opt - federation.y
+        optimum_loss = float(r @ r) / (2 * federation.num_samples)
+    if not np.isfinite(optimum_loss):
+        raise ValueError("the pooled optimum's loss overflows float64 (the federation's values "
+                         "are too large to square); rescale X and y")
+    return history.loss - optimum_loss
+
+
+def divergence_reason(history, federation):
+    """Why a run diverged, in words: the step-size condition that failed, or "lr is too large".
+
+    For the linear model trained with full batches the cause is exact.  Gradient descent on a
+    quadratic with Hessian H is stable only if lr·λ_max(H) < 2.  Participant k's loss has
+    H_k = A_kᵀ A_k / n_k with A_k = [X_k, 1], and FedProx's proximal term adds mu·I, so:
+      FedSGD   (the server steps along the pooled gradient)   lr·λ_max(H) < 2, H pooled;
+      FedAvg   (local steps)                                   lr·λ_max(H_k) < 2 for every k;
+      FedProx  (local steps with the pull towards the server)  lr·(λ_max(H_k) + mu) < 2.
+    In any other case (MLP, minibatches, other algorithms) the text blames lr, as a hint.
+    """
+    _check_run(history, federation)
+    c = history.config
+    algorithm, lr, mu = c["algorithm"], c["lr"], c.get("mu", 0.0)
+    generic = f"lr = {lr:.3g} is too large; try a smaller one"
+    if (c["model"] != "linear" or algorithm not in ("fedsgd", "fedavg", "fedprox")
+            or c.get("batch_size") is not None):
+        return generic
+    if algorithm == "fedsgd":
+        lam = _largest_curvature(federation.X)
+        if lr * lam < 2:
+            return generic
+        return (f"FedSGD's step is stable only if lr·λ_max(H) < 2 (H: the Hessian of the pooled "
+                f"loss); here {lr:.3g} × {lam:.3g} = {lr * lam:.3g}: lower lr")
+    lams = [_largest_curvature(federation.participant(k)[0])
+            for k in range(federation.num_participants)]
+    k = int(np.argmax(lams))
+    factor = lr * (lams[k] + mu)
+    if factor < 2:
+        return generic
+    if algorithm == "fedavg" or mu == 0:
+        return (f"the local step is stable only if lr·λ_max(H_k) < 2 for every participant k; "
+                f"here {lr:.3g} × {lams[k]:.3g} = {factor:.3g} for participant {k}: lower lr")
+    hint = (f"lr·mu alone is {lr * mu:.3g}, so lower mu (or lr)" if lr * mu >= 2
+            else "lower lr or mu")
+    return (f"FedProx's local step is stable only if lr·(λ_max(H_k) + mu) < 2 for every "
+            f"participant k; here {lr:.3g} × ({lams[k]:.3g} + {mu:g}) = {factor:.3g} for "
+            f"participant {k}: {hint}")
+
+
+def _largest_curvature(X):
+    """λ_max of the squared loss's Hessian AᵀA / n, A = [X, 1] (the linear model with bias)."""
+    A = np.column_stack([X, np.ones(len(X))])
+    return float(np.linalg.eigvalsh(A.T @ A / len(X))[-1])
+
+
+def _check_federation(federation):
+    if not isinstance(federation, Federation):
+        raise TypeError(f"federation must be a fedlite Federation (e.g. from fedlite.split); "
+                        f"got {type(federation).__name__}")
+    return federation
+
+
+def _check_run(history, federation):
+    """A History (from simulate) and the Federation it was trained on (same number of features)."""
+    if not isinstance(history, History):
+        raise TypeError(f"history must be a fedlite History (the result of fedlite.simulate); "
+                        f"got {type(history).__name__}")
+    _check_federation(federation)
+    if history.config["num_features"] != federation.num_features:
+        raise ValueError(f"history and federation do not match: the run had "
+                         f"{history.config['num_features']} features, the federation has "
+                         f"{federation.num_features}")
+
+
+def _check_linear_run(history, federation, function):
+    _check_run(history, federation)
+    if history.config["model"] != "linear":
+        raise ValueError(f"{function} needs a run of the linear model (the MLP has no single "
+                         f"optimum); got model={history.config['model']!r}")

@@ -6,6 +6,12 @@ Each explorer keeps ONE figure, made with `matplotlib.figure.Figure` (not pyplot
 does not also show a static copy), updates its lines in place when a slider moves, and sends
 the picture as a PNG to an Output widget.  The numbers behind every picture come from a pure
 function in `fedlite.experiments`, which tests and notebooks call directly.
+
+Each explorer first runs that function with the arguments it was given, before it builds a
+single widget: a bad argument (participation=5, num_participants=0, alpha=0, more participants
+than rows, ...) raises the very ValueError/TypeError that `split` or `simulate` raise, instead
+of being clamped by a slider.  The sliders' ranges always include the values given.  Once the
+explorer is shown, a combination that cannot run becomes a message in its status line.
 """
 from __future__ import annotations
 
@@ -21,9 +27,9 @@ from matplotlib.figure import Figure
 
 from . import experiments
 from .partition import Federation, split
-from .plotting import (ALGORITHM_NAMES, LOSS_LABEL, LossCurve, bytes_unit, loss_curve,
-                       plot_partition, plot_sizes)
-from .validation import as_data, as_float
+from .plotting import (ALGORITHM_NAMES, LOSS_LABEL, LossCurve, bytes_unit, count_text,
+                       loss_curve, plot_partition, plot_sizes)
+from .validation import as_data, as_float, as_int
 
 COLORS = {"FedSGD": "C0", "FedAvg": "C1", "FedProx": "C2"}
 EXCESS_FLOOR = 1e-12  # excess losses below this (round-off) are drawn at it, so log axes work
@@ -35,9 +41,10 @@ class Explorer:
     compute(**values) -> result   the run, given each slider's value by name (may raise ValueError)
     draw(result) -> str           updates the figure's artists in place, returns the status (HTML)
     curves                        name -> plotting.LossCurve; `lines` name -> its matplotlib line
+    result                        compute's result for the sliders' values, if already computed
     """
 
-    def __init__(self, controls, compute, draw, figure, curves=None):
+    def __init__(self, controls, compute, draw, figure, curves=None, result=None):
         self.controls = controls
         self.compute, self.draw = compute, draw
         self.figure, self.axes = figure, list(figure.axes)
@@ -51,7 +58,11 @@ class Explorer:
                                     self.output])
         for control in controls.values():
             control.observe(self.update, names="value")
-        self.update()
+        if result is None:
+            self.update()
+        else:
+            self._draw(result)
+            self.show()
 
     @property
     def values(self):
@@ -67,9 +78,13 @@ class Explorer:
             self.clear()
             self.status.value = _message(f"Cannot run this combination: {error}", "error")
         else:
-            self.status.value = self.draw(self.result)
-            self.rescale()
+            self._draw(self.result)
         self.show()
+
+    def _draw(self, result):
+        self.result = result
+        self.status.value = self.draw(result)
+        self.rescale()
 
     def clear(self):
         """Empty the plot, so that no line shows a run that did not happen."""
@@ -127,18 +142,27 @@ def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr
     if num_participants is None:
         num_participants = default_count
     fixed = dict(lr=lr, num_participants=num_participants, participation=participation)
+    controls = _check_controls(controls, tuple(fixed))
+
+    def compute(**values):
+        return experiments.convergence_run(X, y, **{**fixed, **values}, model=model,
+                                           algorithm=algorithm, num_rounds=num_rounds,
+                                           seed=seed, **simulate_kwargs)
+
+    first = compute()   # refuses bad arguments with simulate's and split's own messages
+    num_participants = as_int(num_participants, "num_participants")
+    participation = as_float(participation, "participation")
     sliders = {
         "lr": lambda: _lr_slider(lr),
         "num_participants": lambda: widgets.IntSlider(
             num_participants, min=1, max=max(min(100, len(y)), num_participants),
             description="participants", **_SLIDER),
         "participation": lambda: widgets.FloatSlider(
-            participation, min=0.1, max=1.0, step=0.1, description="participation",
-            readout_format=".0%", **_SLIDER),
+            participation, min=min(0.1, participation), max=1.0, step=0.1,
+            description="participation", readout_format=".0%", **_SLIDER),
     }
-    unknown = set(controls) - set(sliders)
-    if unknown:
-        raise ValueError(f"controls must name some of {tuple(sliders)}; got {sorted(unknown)}")
+    split_kwargs = {key: simulate_kwargs[key] for key in ("scheme", "alpha")
+                    if key in simulate_kwargs}
     figure = _figure()
     ax = figure.axes[0]
     participants = LineCollection([], colors="gray", linewidths=0.7, alpha=0.5,
@@ -146,11 +170,6 @@ def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr
     ax.add_collection(participants)
     curve = LossCurve(ax, "global loss (all data)", color="C0", linewidth=2.5)
     _loss_axes(ax, num_rounds)
-
-    def compute(**values):
-        return experiments.convergence_run(X, y, **{**fixed, **values}, model=model,
-                                           algorithm=algorithm, num_rounds=num_rounds,
-                                           seed=seed, **simulate_kwargs)
 
     def draw(history):
         rounds = np.arange(len(history.loss))
@@ -160,12 +179,16 @@ def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr
         curve.set_data(rounds, history.loss, history.diverged_at)
         ax.legend(handles=[curve.line] + ([participants] if K > 1 else []))
         c = history.config
-        ax.set_title(f"{ALGORITHM_NAMES[algorithm]}: {_count(K, 'participant')}, {m} per round "
+        name = ALGORITHM_NAMES.get(algorithm, algorithm)
+        ax.set_title(f"{name}: {count_text(K, 'participant')}, {m} per round "
                      f"(participation {c['participation']:.0%}), lr = {c['lr']:.3g}")
-        return _run_status({ALGORITHM_NAMES[algorithm]: history})
+        federation = (experiments.convergence_federation(X, y, num_participants=K, seed=seed,
+                                                         **split_kwargs)
+                      if history.diverged else None)
+        return _run_status({name: history}, federation=federation)
 
     return Explorer({name: sliders[name]() for name in controls}, compute, draw, figure,
-                    {"loss": curve})
+                    {"loss": curve}, first)
 
 
 def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batch_size=None,
@@ -176,6 +199,19 @@ def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batc
     tenth of the starting loss) is drawn dashed; the status says when, and after how much data
     sent, each run reaches it.
     """
+    if target_loss is not None:
+        target_loss = as_float(target_loss, "target_loss")
+        if target_loss <= 0:
+            raise ValueError(f"target_loss must be > 0 (it is drawn on log axes); "
+                             f"got {target_loss}")
+
+    def compute(local_epochs, lr):
+        return experiments.local_epochs_runs(federation, local_epochs=local_epochs, lr=lr,
+                                             num_rounds=num_rounds, batch_size=batch_size,
+                                             seed=seed, model=model, hidden=hidden)
+
+    first = compute(local_epochs, lr)   # refuses bad arguments with simulate's own messages
+    local_epochs = as_int(local_epochs, "local_epochs")
     controls = {"local_epochs": widgets.IntSlider(local_epochs, min=1, max=max(20, local_epochs),
                                                   description="local epochs", **_SLIDER),
                 "lr": _lr_slider(lr)}
@@ -190,11 +226,6 @@ def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batc
     _loss_axes(ax_rounds, num_rounds)
     _loss_axes(ax_bytes)
 
-    def compute(local_epochs, lr):
-        return experiments.local_epochs_runs(federation, local_epochs=local_epochs, lr=lr,
-                                             num_rounds=num_rounds, batch_size=batch_size,
-                                             seed=seed, model=model, hidden=hidden)
-
     def draw(runs):
         target = 0.1 * runs["FedSGD"].loss[0] if target_loss is None else target_loss
         unit, scale = bytes_unit(max(h.bytes_total[-1] for h in runs.values()))
@@ -202,8 +233,8 @@ def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batc
             curves[name].set_data(*loss_curve(history, "rounds"), history.diverged_at)
             curves[f"{name} (bytes)"].set_data(*loss_curve(history, "bytes", scale),
                                                history.diverged_at)
-            label = name if name == "FedSGD" else f"FedAvg, {history.config['local_epochs']} " \
-                                                  "local epochs"
+            label = (name if name == "FedSGD" else
+                     f"FedAvg, {count_text(history.config['local_epochs'], 'local epoch')}")
             curves[name].line.set_label(label)
             curves[f"{name} (bytes)"].line.set_label(label)
         for line in targets:
@@ -212,9 +243,9 @@ def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batc
         ax_rounds.set_title(f"Loss per round, lr = {runs['FedSGD'].config['lr']:.3g}")
         ax_bytes.set_title("Loss against data sent")
         ax_rounds.legend()
-        return _run_status(runs, target)
+        return _run_status(runs, target, federation)
 
-    return Explorer(controls, compute, draw, figure, curves)
+    return Explorer(controls, compute, draw, figure, curves, first)
 
 
 def drift_explorer(*, spread=1.0, mu=1.0, local_epochs=10, num_participants=10,
@@ -223,25 +254,30 @@ def drift_explorer(*, spread=1.0, mu=1.0, local_epochs=10, num_participants=10,
 
     Sliders: spread (how different the participants' true w are) and mu (FedProx's pull
     towards the server's model; mu = 0 is FedAvg).  The legend gives each run's final distance
-    to the pooled optimum (w*, b*).  Runs: `experiments.drift_runs`.
+    to the pooled optimum (w*, b*).  Runs: `experiments.drift_runs`.  A run that diverges is
+    explained by `experiments.divergence_reason` (FedProx's local step is stable only if
+    lr·(λ_max(H_k) + mu) < 2, so a large mu can be the cause, not lr alone).
     """
-    controls = {"spread": widgets.FloatSlider(spread, min=0.0, max=max(3.0, spread), step=0.25,
-                                              description="spread", **_SLIDER),
-                "mu": widgets.FloatSlider(mu, min=0.0, max=max(10.0, mu), step=0.5,
-                                          description="mu (FedProx)", **_SLIDER)}
     data_settings = dict(num_participants=num_participants,
                          samples_per_participant=samples_per_participant,
                          num_features=num_features, seed=seed)
     run_settings = dict(local_epochs=local_epochs, lr=lr, num_rounds=num_rounds, **data_settings)
+
+    def compute(spread, mu):
+        runs = experiments.drift_runs(spread=spread, mu=mu, **run_settings)
+        return runs, experiments.drift_federation(spread=spread, **data_settings), spread
+
+    first = compute(spread, mu)   # refuses bad arguments with their functions' own messages
+    spread, mu = as_float(spread, "spread"), as_float(mu, "mu")
+    controls = {"spread": widgets.FloatSlider(spread, min=0.0, max=max(3.0, spread), step=0.25,
+                                              description="spread", **_SLIDER),
+                "mu": widgets.FloatSlider(mu, min=0.0, max=max(10.0, mu), step=0.5,
+                                          description="mu (FedProx)", **_SLIDER)}
     figure = _figure()
     ax = figure.axes[0]
     curves = {name: LossCurve(ax, name, color=COLORS[name], linewidth=2)
               for name in ("FedAvg", "FedProx", "FedSGD")}
     _loss_axes(ax, num_rounds, ylabel="loss − pooled optimum's loss")
-
-    def compute(spread, mu):
-        runs = experiments.drift_runs(spread=spread, mu=mu, **run_settings)
-        return runs, experiments.drift_federation(spread=spread, **data_settings), spread
 
     def draw(result):
         runs, federation, spread = result
@@ -253,13 +289,14 @@ def drift_explorer(*, spread=1.0, mu=1.0, local_epochs=10, num_participants=10,
             label = f"FedProx, mu={history.config['mu']:g}" if name == "FedProx" else name
             curves[name].line.set_label(f"{label}: ends {distances[name]:.2g} from (w*, b*)")
         ax.legend()
-        ax.set_title(f"Client drift: spread {spread:g}, {local_epochs} local epochs, lr = {lr:g}")
+        ax.set_title(f"Client drift: spread {spread:g}, "
+                     f"{count_text(local_epochs, 'local epoch')}, lr = {lr:g}")
         if any(history.diverged for history in runs.values()):
-            return _run_status(runs)
+            return _run_status(runs, federation=federation)
         return _message("Final distance to the pooled optimum (w*, b*): " + ", ".join(
             f"{name} {distance:.3g}" for name, distance in distances.items()), "ok")
 
-    return Explorer(controls, compute, draw, figure, curves)
+    return Explorer(controls, compute, draw, figure, curves, first)
 
 
 def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5, feature=0,
@@ -267,21 +304,25 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
     """Who holds which data (left) and how many rows each participant has (right), with sliders.
 
     Sliders: num_participants (1..20) and, for the "quantity" and "covariate" schemes, alpha
-    (the Dirichlet concentration: small = very unequal, large = nearly iid).
+    (the Dirichlet concentration: small = very unequal, large = nearly iid).  With
+    scheme="covariate" and alpha=None (maximal shift) there is no alpha slider.
     """
     X, y = as_data(X, y)
+    feature = as_int(feature, "feature", minimum=0, maximum=X.shape[1] - 1)
+    alpha = None if scheme == "iid" else alpha
+
+    def compute(num_participants, alpha=alpha):
+        return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
+
+    first = compute(num_participants)   # refuses bad arguments with split's own messages
+    num_participants = as_int(num_participants, "num_participants")
     controls = {"num_participants": widgets.IntSlider(
         num_participants, min=1, max=max(min(20, len(y)), num_participants),
         description="participants", **_SLIDER)}
-    if scheme != "iid":
-        controls["alpha"] = widgets.FloatLogSlider(alpha, base=10, min=-2, max=2, step=0.1,
-                                                   description="alpha", readout_format=".3g",
-                                                   **_SLIDER)
+    if alpha is not None:
+        controls["alpha"] = _log_slider(alpha, "alpha", low=-2, high=2, step=0.1)
     figure = _figure(ncols=2, figsize=(11, 4))
     ax_data, ax_sizes = figure.axes
-
-    def compute(num_participants, alpha=None):
-        return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
 
     def draw(federation):
         for ax in (ax_data, ax_sizes):
@@ -290,7 +331,7 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
         plot_sizes(federation, ax=ax_sizes)
         return _message(repr(federation), "ok")
 
-    return Explorer(controls, compute, draw, figure)
+    return Explorer(controls, compute, draw, figure, result=first)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -299,13 +340,30 @@ _SLIDER = dict(continuous_update=False, style={"description_width": "initial"})
 
 def _lr_slider(lr):
     """A log-scale lr slider from 0.001 to 10 (widened to include lr): large values diverge."""
-    lr = as_float(lr, "lr")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0; got {lr}")
-    exponent = math.log10(lr)
-    return widgets.FloatLogSlider(lr, base=10, min=min(-3, math.floor(exponent)),
-                                  max=max(1, math.ceil(exponent)), step=0.1, description="lr",
-                                  readout_format=".3g", **_SLIDER)
+    return _log_slider(lr, "lr", low=-3, high=1, step=0.1)
+
+
+def _log_slider(value, name, *, low, high, step, description=None):
+    """A FloatLogSlider over 10^low..10^high, widened to include `value` (> 0) if it is outside."""
+    value = as_float(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+    exponent = math.log10(value)
+    return widgets.FloatLogSlider(value, base=10, min=min(low, math.floor(exponent)),
+                                  max=max(high, math.ceil(exponent)), step=step,
+                                  description=description or name, readout_format=".3g",
+                                  **_SLIDER)
+
+
+def _check_controls(controls, names):
+    """The controls to show, a tuple of some of `names`."""
+    if isinstance(controls, str) or not isinstance(controls, (tuple, list)):
+        raise TypeError(f"controls must be a tuple of names, some of {names}; "
+                        f"got {controls!r}")
+    unknown = [name for name in controls if name not in names]
+    if unknown:
+        raise ValueError(f"controls must name some of {names}; got {unknown}")
+    return tuple(controls)
 
 
 def _figure(ncols=1, figsize=(7, 4.5)):
@@ -343,14 +401,17 @@ def _points(collection):
     return collection.get_offsets()
 
 
-def _run_status(runs, target=None):
-    """Status HTML for named runs: their final losses, divergence, and when they reach target."""
+def _run_status(runs, target=None, federation=None):
+    """Status HTML for named runs: their final losses, divergence and its cause (given the
+    federation, see `experiments.divergence_reason`), and when they reach target."""
     parts, diverged = [], False
     for name, history in runs.items():
         if history.diverged:
             diverged = True
-            parts.append(f"{name} diverged at round {history.diverged_at} "
-                         f"(lr = {history.config['lr']:.3g} is too large; try a smaller one)")
+            reason = (experiments.divergence_reason(history, federation)
+                      if federation is not None
+                      else f"lr = {history.config['lr']:.3g} is too large; try a smaller one")
+            parts.append(f"{name} diverged at round {history.diverged_at}: {reason}")
             continue
         text = (f"{name}: loss {history.loss[0]:.3g} → {history.loss[-1]:.3g} "
                 f"after {history.num_rounds} rounds")
@@ -362,10 +423,6 @@ def _run_status(runs, target=None):
                      else f", does not reach {target:.3g}")
         parts.append(text)
     return _message("; ".join(parts), "warning" if diverged else "ok")
-
-
-def _count(n, noun):
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _message(text, kind):
@@ -386,12 +443,25 @@ def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank
     """
     from . import lora  # imported here: the course's later modules load on first use
 
+    if cache is not None and not isinstance(cache, dict):
+        raise TypeError(f"cache must be None or a dict; got {type(cache).__name__}")
+    cache = {} if cache is None else cache
+
+    def compute(fraction, bits, rank):
+        return lora.communication_runs(federation, base_params, fraction=fraction, bits=bits,
+                                       rank=rank, num_rounds=num_rounds, lr=lr, lora_lr=lora_lr,
+                                       local_epochs=local_epochs, batch_size=batch_size,
+                                       seed=seed, cache=cache)
+
+    first = compute(fraction, bits, rank)   # refuses bad arguments with their own messages
+    bits, rank = as_int(bits, "bits"), as_int(rank, "rank")
     controls = {
-        "fraction": widgets.FloatLogSlider(fraction, base=10, min=-3, max=0, step=0.25,
-                                           description="top-k fraction", readout_format=".3g",
-                                           **_SLIDER),
-        "bits": widgets.IntSlider(bits, min=1, max=16, description="bits per value", **_SLIDER),
-        "rank": widgets.IntSlider(rank, min=1, max=16, description="LoRA rank", **_SLIDER),
+        "fraction": _log_slider(fraction, "fraction", low=-3, high=0, step=0.25,
+                                description="top-k fraction"),
+        "bits": widgets.IntSlider(bits, min=1, max=max(16, bits), description="bits per value",
+                                  **_SLIDER),
+        "rank": widgets.IntSlider(rank, min=1, max=max(16, rank), description="LoRA rank",
+                                  **_SLIDER),
     }
     figure = _figure(figsize=(8, 4.5))
     ax = figure.axes[0]
@@ -402,13 +472,6 @@ def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank
     ax.set_xscale("log")
     _loss_axes(ax)
     ax.set_xlabel("data uploaded so far, participants → server (bytes)")
-    cache = {} if cache is None else cache
-
-    def compute(fraction, bits, rank):
-        return lora.communication_runs(federation, base_params, fraction=fraction, bits=bits,
-                                       rank=rank, num_rounds=num_rounds, lr=lr, lora_lr=lora_lr,
-                                       local_epochs=local_epochs, batch_size=batch_size,
-                                       seed=seed, cache=cache)
 
     def draw(runs):
         labels = {"FedAvg": "FedAvg (float64)",
@@ -422,15 +485,15 @@ def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank
         loss0 = runs["FedAvg"].loss[0]
         start.set_data([0, 1], [loss0, loss0])
         ax.legend(fontsize=8)
-        ax.set_title(f"Fine-tuning {federation.num_participants} participants, "
-                     f"{num_rounds} rounds: loss against data uploaded")
+        ax.set_title(f"Fine-tuning {count_text(federation.num_participants, 'participant')}, "
+                     f"{count_text(num_rounds, 'round')}: loss against data uploaded")
         if any(history.diverged for history in runs.values()):
             return _run_status(runs)
         return _message("; ".join(
             f"{labels[name]}: loss {history.loss[-1]:.3g}, "
             f"{history.bytes_up.sum() / 1e6:.3g} MB up" for name, history in runs.items()), "ok")
 
-    return Explorer(controls, compute, draw, figure, curves)
+    return Explorer(controls, compute, draw, figure, curves, first)
 
 
 def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rate=0.04,
@@ -445,26 +508,28 @@ def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rat
     from . import differential_privacy as dp  # imported here: later modules load on first use
     from .simulation import simulate
 
-    controls = {
-        "noise_multiplier": widgets.FloatSlider(noise_multiplier, min=0.0,
-                                                max=max(8.0, noise_multiplier), step=0.25,
-                                                description="noise multiplier z", **_SLIDER),
-        "clip_norm": widgets.FloatLogSlider(clip_norm, base=10, min=-3, max=1, step=0.25,
-                                            description="clip norm S", readout_format=".3g",
-                                            **_SLIDER)}
     common = dict(num_rounds=num_rounds, lr=lr, local_epochs=local_epochs,
                   batch_size=batch_size, seed=seed)
-    plain = simulate(federation, algorithm="fedavg", participation=sampling_rate, **common)
-    figure = _figure(figsize=(8, 4.5))
-    ax = figure.axes[0]
-    curves = {"FedAvg": LossCurve(ax, "FedAvg, no privacy", color="C1", linewidth=2),
-              "DP-FedAvg": LossCurve(ax, "DP-FedAvg", color="C3", linewidth=2)}
-    _loss_axes(ax, num_rounds, ylabel="loss − pooled optimum's loss")
 
     def compute(noise_multiplier, clip_norm):
         return dp.dp_fedavg_run(federation, clip_norm=clip_norm,
                                 noise_multiplier=noise_multiplier, sampling_rate=sampling_rate,
                                 delta=delta, **common)
+
+    first = compute(noise_multiplier, clip_norm)   # refuses bad arguments with their messages
+    plain = simulate(federation, algorithm="fedavg", participation=sampling_rate, **common)
+    noise_multiplier = as_float(noise_multiplier, "noise_multiplier")
+    controls = {
+        "noise_multiplier": widgets.FloatSlider(noise_multiplier, min=0.0,
+                                                max=max(8.0, noise_multiplier), step=0.25,
+                                                description="noise multiplier z", **_SLIDER),
+        "clip_norm": _log_slider(clip_norm, "clip_norm", low=-3, high=1, step=0.25,
+                                 description="clip norm S")}
+    figure = _figure(figsize=(8, 4.5))
+    ax = figure.axes[0]
+    curves = {"FedAvg": LossCurve(ax, "FedAvg, no privacy", color="C1", linewidth=2),
+              "DP-FedAvg": LossCurve(ax, "DP-FedAvg", color="C3", linewidth=2)}
+    _loss_axes(ax, num_rounds, ylabel="loss − pooled optimum's loss")
 
     def draw(run):
         for name, history in (("FedAvg", plain), ("DP-FedAvg", run.history)):
@@ -473,7 +538,7 @@ def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rat
         z, S = controls["noise_multiplier"].value, controls["clip_norm"].value
         curves["DP-FedAvg"].line.set_label(f"DP-FedAvg, z = {z:g}, S = {S:.3g}")
         ax.legend()
-        ax.set_title(f"DP-FedAvg: {federation.num_participants} participants, "
+        ax.set_title(f"DP-FedAvg: {count_text(federation.num_participants, 'participant')}, "
                      f"sampling rate q = {sampling_rate:g}, lr = {lr:g}")
         if run.history.diverged:
             return _run_status({"DP-FedAvg": run.history})
@@ -483,4 +548,4 @@ def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rat
                         f"{run.history.loss[-1]:.3g} (without privacy {plain.loss[-1]:.3g}); "
                         f"{run.clipped.mean():.0%} of the updates were clipped", "ok")
 
-    return Explorer(controls, compute, draw, figure, curves)
+    return Explorer(controls, compute, draw, figure, curves, first)

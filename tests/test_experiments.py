@@ -103,3 +103,81 @@ def test_drift_grows_with_spread_and_fedprox_with_mu_zero_is_fedavg():
         return experiments.distance_to_optimum(history, federation)
 
     assert fedavg_distance(0.0) < fedavg_distance(1.0) < fedavg_distance(3.0)
+
+
+# ----------------------------------------------------------------------------- why a run diverged
+def _largest_curvature(X):
+    A = np.column_stack([X, np.ones(len(X))])
+    return np.linalg.eigvalsh(A.T @ A / len(X))[-1]
+
+
+@pytest.mark.parametrize("algorithm, lr, mu, expected", [
+    ("fedprox", 0.1, 25.0, "lr·(λ_max(H_k) + mu) < 2"),   # lr·mu = 2.5: mu is the cause
+    ("fedprox", 1.5, 0.5, "lr·(λ_max(H_k) + mu) < 2"),
+    ("fedavg", 1.5, 0.0, "lr·λ_max(H_k) < 2"),
+    ("fedsgd", 3.0, 0.0, "lr·λ_max(H) < 2"),
+])
+def test_divergence_reason_names_the_step_size_condition_that_failed(algorithm, lr, mu, expected):
+    """The drift explorer blamed lr when lr·mu > 2 was the cause."""
+    federation, _, _ = make_concept_shift(4, 10, 2, seed=0)
+    extra = {"local_epochs": 10} if algorithm != "fedsgd" else {}
+    if algorithm == "fedprox":
+        extra["mu"] = mu
+    history = simulate(federation, algorithm=algorithm, lr=lr, num_rounds=20, **extra)
+    assert history.diverged
+    reason = experiments.divergence_reason(history, federation)
+    assert expected in reason and "lr = " not in reason
+    if algorithm == "fedsgd":
+        factor = lr * _largest_curvature(federation.X)
+    else:
+        factor = lr * (max(_largest_curvature(federation.participant(k)[0])
+                           for k in range(4)) + mu)
+    assert f"= {factor:.3g}" in reason and factor >= 2
+    if algorithm == "fedprox" and lr * mu >= 2:
+        assert "lower mu" in reason
+
+
+def test_divergence_reason_falls_back_to_lr_where_no_condition_is_exact():
+    federation, _, _ = make_concept_shift(4, 10, 2, seed=0)
+    mlp = simulate(federation, model="mlp", hidden=3, lr=50.0, num_rounds=20)
+    assert mlp.diverged
+    assert experiments.divergence_reason(mlp, federation) == "lr = 50 is too large; try a smaller one"
+
+
+def test_convergence_federation_is_the_split_convergence_run_uses(data):
+    X, y = data
+    a = experiments.convergence_federation(X, y, num_participants=4, scheme="quantity",
+                                           alpha=0.5, seed=3)
+    b = split(X, y, 4, scheme="quantity", alpha=0.5, seed=3)
+    assert np.array_equal(a.index, b.index) and np.array_equal(a.offsets, b.offsets)
+
+
+class _Unconvertible:
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda fed, run: experiments.pooled_optimum(fed.X), TypeError, "^federation"),
+    (lambda fed, run: experiments.excess_loss(run.loss, fed), TypeError, "^history"),
+    (lambda fed, run: experiments.excess_loss(run, None), TypeError, "^federation"),
+    (lambda fed, run: experiments.distance_to_optimum({"theta": 0}, fed), TypeError, "^history"),
+    (lambda fed, run: experiments.distance_to_optimum(run, split(*make_linear_data(20, 3)[:2], 2)),
+     ValueError, "^history and federation do not match"),
+    (lambda fed, run: experiments.divergence_reason(run, "fed"), TypeError, "^federation"),
+    (lambda fed, run: experiments.convergence_run(_Unconvertible(), fed.y, num_participants=2,
+                                                  lr=0.1), TypeError, "^X"),
+    (lambda fed, run: experiments.convergence_run(fed.X, fed.y, num_participants=2, lr=0.1,
+                                                  scheme="quantity", alpha=1e308),
+     ValueError, "^alpha"),
+    (lambda fed, run: experiments.drift_runs(spread=1e308, mu=1.0), ValueError, "^spread"),
+    (lambda fed, run: experiments.drift_runs(spread=1.0, mu=1.0, num_participants=10**9),
+     ValueError, "^num_participants"),
+    (lambda fed, run: experiments.local_epochs_runs(fed.X, local_epochs=2, lr=0.1), TypeError,
+     "federation"),
+])
+def test_bad_arguments_are_named(make, error, match, data):
+    federation = split(*data, 4)
+    run = simulate(federation, lr=0.1, num_rounds=2)
+    with pytest.raises(error, match=match):
+        make(federation, run)

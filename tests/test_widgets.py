@@ -4,6 +4,8 @@ Each explorer's lines must show exactly the numbers of the pure run in fedlite.e
 every slider must change the picture (its PNG), and a bad combination or a diverging run must
 give a message in the status line, never an exception or a NaN on the plot.
 """
+import html
+
 import ipywidgets
 import numpy as np
 import pytest
@@ -63,12 +65,10 @@ def test_convergence_explorer_takes_a_federation_and_fixed_controls(data):
         widgets.convergence_explorer(federation, data[1])
 
 
-def test_too_many_participants_is_a_message_not_an_exception(data):
+def test_too_many_participants_at_the_start_is_refused_with_splits_message(data):
     X, y = data
-    ex = widgets.convergence_explorer(X[:5], y[:5], num_participants=10, controls=("lr",))
-    assert "Cannot run this combination" in ex.status.value
-    assert "5 rows" in ex.status.value
-    assert len(ex.lines["loss"].get_ydata()) == 0 and ex.png  # an empty plot is still shown
+    with pytest.raises(ValueError, match="num_participants must be at most.*5 rows"):
+        widgets.convergence_explorer(X[:5], y[:5], num_participants=10, controls=("lr",))
 
 
 def test_a_batch_too_big_for_the_participants_is_a_message_then_recovers(data):
@@ -150,3 +150,128 @@ def test_partition_explorer_redraws_the_split(data):
     assert [patch.get_height() for patch in ex.axes[1].patches] == list(expected.sizes)
     assert "6 participants" in ex.ax.get_title()
     assert set(widgets.partition_explorer(X, y, scheme="iid").controls) == {"num_participants"}
+
+
+# ----------------------------------------------------------------------------- bad arguments
+def widget_count():
+    from ipywidgets.widgets import widget
+    return len(widget._instances)
+
+
+def _federation(data):
+    return split(*data, 4)
+
+
+# (explorer call, the call of the function behind it that must give the same message)
+REFUSED = {
+    "participation=5": (
+        lambda d: widgets.convergence_explorer(*d, participation=5, **TINY),
+        lambda d: experiments.convergence_run(*d, num_participants=10, lr=0.1, participation=5)),
+    "num_participants=0": (
+        lambda d: widgets.convergence_explorer(*d, num_participants=0, **TINY),
+        lambda d: split(*d, 0)),
+    "lr=0": (
+        lambda d: widgets.convergence_explorer(*d, lr=0.0, **TINY),
+        lambda d: experiments.convergence_run(*d, num_participants=10, lr=0.0)),
+    "num_rounds=0": (
+        lambda d: widgets.convergence_explorer(*d, num_rounds=0),
+        lambda d: experiments.convergence_run(*d, num_participants=10, lr=0.1, num_rounds=0)),
+    "lr a string": (
+        lambda d: widgets.convergence_explorer(*d, lr="fast", **TINY),
+        lambda d: experiments.convergence_run(*d, num_participants=10, lr="fast")),
+    "alpha=0": (
+        lambda d: widgets.partition_explorer(*d, alpha=0.0),
+        lambda d: split(*d, 5, scheme="quantity", alpha=0.0)),
+    "alpha=-1 (covariate)": (
+        lambda d: widgets.partition_explorer(*d, scheme="covariate", alpha=-1.0),
+        lambda d: split(*d, 5, scheme="covariate", alpha=-1.0)),
+    "scheme unknown": (
+        lambda d: widgets.partition_explorer(*d, scheme="label"),
+        lambda d: split(*d, 5, scheme="label", alpha=0.5)),
+    "local_epochs=0": (
+        lambda d: widgets.local_epochs_explorer(_federation(d), lr=0.1, local_epochs=0, **TINY),
+        lambda d: experiments.local_epochs_runs(_federation(d), lr=0.1, local_epochs=0, **TINY)),
+    "spread=-1": (
+        lambda d: widgets.drift_explorer(spread=-1.0, **TINY),
+        lambda d: experiments.drift_runs(spread=-1.0, mu=1.0, **TINY)),
+    "mu=-1": (
+        lambda d: widgets.drift_explorer(mu=-1.0, **TINY),
+        lambda d: experiments.drift_runs(spread=1.0, mu=-1.0, **TINY)),
+    "num_participants=0 (drift)": (
+        lambda d: widgets.drift_explorer(num_participants=0, **TINY),
+        lambda d: experiments.drift_runs(spread=1.0, mu=1.0, num_participants=0, **TINY)),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_invalid_arguments_are_refused_like_simulate_and_split_before_any_widget(name, data):
+    """The explorers clamped them silently (participation=5 ran with 100%, alpha=0 with 0.01)."""
+    explorer, function = REFUSED[name]
+    with pytest.raises((ValueError, TypeError)) as expected:
+        function(data)
+    before = widget_count()
+    with pytest.raises(expected.type) as refused:
+        explorer(data)
+    assert str(refused.value) == str(expected.value)
+    assert widget_count() == before
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda d: widgets.convergence_explorer(*d, controls="lr"), TypeError, "^controls"),
+    (lambda d: widgets.convergence_explorer(*d, controls=("lr", "mu")), ValueError, "^controls"),
+    (lambda d: widgets.convergence_explorer(object(), d[1]), TypeError, "^X"),
+    (lambda d: widgets.partition_explorer(*d, feature=2), ValueError, "^feature"),
+    (lambda d: widgets.partition_explorer(_federation(d), d[1]), TypeError, "^X"),
+    (lambda d: widgets.local_epochs_explorer(_federation(d), lr=0.1, target_loss="low"),
+     TypeError, "^target_loss"),
+    (lambda d: widgets.local_epochs_explorer(_federation(d), lr=0.1, target_loss=0.0),
+     ValueError, "^target_loss"),
+    (lambda d: widgets.compression_explorer(_federation(d), None, cache=[]), TypeError,
+     "^cache"),
+])
+def test_other_bad_arguments_are_named(make, error, match, data):
+    before = widget_count()
+    with pytest.raises(error, match=match):
+        make(data)
+    assert widget_count() == before
+
+
+def test_valid_values_outside_the_default_slider_ranges_are_kept(data):
+    ex = widgets.convergence_explorer(*data, participation=0.05, lr=50.0, num_participants=20,
+                                      **TINY)
+    assert ex.values == {"lr": 50.0, "num_participants": 20, "participation": 0.05}
+    assert "1 per round (participation 5%)" in ex.ax.get_title()
+    ex = widgets.partition_explorer(*data, alpha=1000.0)
+    assert ex.values["alpha"] == 1000.0
+    ex = widgets.partition_explorer(*data, scheme="covariate", alpha=None)
+    assert set(ex.controls) == {"num_participants"}
+
+
+def test_explorer_texts_use_singular_for_one(data):
+    """"1 participants" and "8 participants, 1 rows each" were shown."""
+    X, y = data
+    ex = widgets.partition_explorer(X[:8], y[:8], scheme="iid", num_participants=8)
+    assert ex.ax.get_title() == "8 participants, 1 row each"
+    ex.controls["num_participants"].value = 1
+    assert ex.ax.get_title() == "1 participant, 8 rows each"
+    assert "Federation(1 participant," in ex.status.value
+    ex = widgets.convergence_explorer(X, y, num_participants=1, **TINY)
+    assert ex.ax.get_title().startswith("FedSGD: 1 participant, 1 per round")
+
+
+def test_drift_explorer_names_mu_when_fedprox_diverges_because_of_it():
+    """It said "lr = 0.1 is too large" when lr·mu > 2 made FedProx diverge."""
+    small = dict(num_participants=4, samples_per_participant=10, num_features=2, **TINY)
+    ex = widgets.drift_explorer(mu=25.0, **small)
+    status = html.unescape(ex.status.value)
+    assert "FedProx diverged at round" in status
+    assert "stable only if lr·(λ_max(H_k) + mu) < 2" in status and "lower mu" in status
+    assert "lr = 0.1 is too large" not in status
+    ex.controls["mu"].value = 1.0
+    assert "diverged" not in ex.status.value
+
+
+def test_a_diverging_fedavg_names_the_local_step_condition(data):
+    ex = widgets.convergence_explorer(*data, algorithm="fedavg", lr=3.0, local_epochs=2, **TINY)
+    status = html.unescape(ex.status.value)
+    assert "FedAvg diverged at round" in status and "lr·λ_max(H_k) < 2" in status
