@@ -145,7 +145,8 @@ def as_real(value):
         try:
             array = np.asarray(value)
         except Exception as exc:  # noqa: BLE001 (ragged lists, __array__ that raises...)
-            return None, f"{describe(value)} that numpy cannot read as numbers ({type(exc).__name__})"
+            return None, (f"{describe(value)} that numpy cannot read as numbers "
+                          f"({type(exc).__name__})")
         kind = array.dtype.kind
         if kind in "iuf":
             with np.errstate(all="ignore"):
@@ -163,7 +164,8 @@ def as_real(value):
         for index, item in np.ndenumerate(array):
             if (isinstance(item, (bool, np.bool_))
                     or not isinstance(item, (numbers.Real, decimal.Decimal))):
-                return None, describe(item) if array.ndim == 0 else f"a sequence holding {describe(item)}"
+                text = describe(item)
+                return None, text if array.ndim == 0 else f"a sequence holding {text}"
             number, problem = _real_scalar(item)
             if problem:
                 return None, problem
@@ -244,9 +246,9 @@ class Session:
 
     library: {code: dotted name} (see `library_codes`) of fedlite functions that compute the
     exercise's answer; a call of any of them (however it was imported) is recorded in `used`.
-    oracle: the checker's own functions, which count as the answer too.  Every call runs with numpy's warnings silenced,
-    the function's printing captured, and exceptions caught.  `audit()` puts back anything in
-    fedlite, numpy or math that the function replaced, and says what.
+    oracle: the checker's own functions, which count as the answer too.  Every call runs with
+    numpy's warnings silenced, the function's printing captured, and exceptions caught.
+    `audit()` puts back anything in fedlite, numpy or math that the function replaced.
     """
 
     def __init__(self, library=None, oracle=()):
@@ -420,7 +422,8 @@ class Exercise:
     cases(): the fixed [(label, args)]; random_case(rng): one fresh (label, args), with values
     short enough to print.  answers(**args) -> (right, [(wrong, message)...], {(name, shape):
     hint}), single values for a one-output exercise; a mistake may be None on a case where it
-    is not defined, and must carry the same message on every case.  nudge: the fallback hint
+    is not defined, or RAISES where making it raises (an `X @ r` of the wrong shape), and must
+    carry the same message, at the same place in the list, on every case.  nudge: the fallback hint
     (where to look, never the formula).  library: dotted names of fedlite functions that
     compute the answer, looked up once, when the Exercise is made.
     """
@@ -474,7 +477,8 @@ class Exercise:
             right, wrong, hints = self.answers(**args)
             right = (right,) if single else right
             mistakes = [(values if values is None or values is RAISES else
-                         tuple(np.asarray(v, dtype=float) for v in ((values,) if single else values)),
+                         tuple(np.asarray(v, dtype=float)
+                               for v in ((values,) if single else values)),
                          message) for values, message in wrong]
         return Answer(tuple(np.asarray(v, dtype=float) for v in right), mistakes, hints)
 
@@ -587,5 +591,5 @@ class Exercise:
 
 def _on(text, label):
     """Add '(on <case>)' to the first line of a message."""
-    first, _, rest = text.partition("\n")
-    return f"{first.rstrip('.')} (on {label}).{chr(10) + rest if rest else ''}"
+    first, newline, rest = text.partition("\n")
+    return f"{first.rstrip('.')} (on {label}).{newline}{rest}"

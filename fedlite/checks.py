@@ -59,7 +59,8 @@ def _linear_gradient_answers(X, y, w, b):
          "examples (X.shape[0])."),
         ((2 * gw, 2 * gb), "twice too big: the 2 from the square cancels the 1/2."),
         ((gw / 2, gb / 2), "half too small: the 2 from the square cancels the 1/2."),
-        ((X.T @ r0 / n, r0.mean()), "the bias is missing from the prediction: use y_hat = X w + b."),
+        ((X.T @ r0 / n, r0.mean()), "the bias is missing from the prediction: use "
+                                    "y_hat = X w + b."),
         ((gw, 0.0), "the bias gradient is missing: it is the mean of the residuals."),
         ((X @ r / n, gb) if n == d else RAISES,  # X r has the shape of Xᵀ r only when n = d
          "you multiplied by X instead of its transpose: X.T @ r sums over the examples."),
@@ -197,7 +198,8 @@ def _threshold_answers(X):
         (2.0 / np.linalg.eigvals(_hessian(X))[0].real,
          "np.linalg.eigvals lists the eigenvalues in no particular order: take the largest "
          "(max), not the first."),
-        (2.0 / lr_max(), "that is λ_max itself; the threshold is the learning rate it allows.")], {}
+        (2.0 / lr_max(), "that is λ_max itself; the threshold is the learning rate it "
+                         "allows.")], {}
 
 
 _DIVERGENCE_THRESHOLD = Exercise(
