@@ -289,7 +289,9 @@ class Session:
             return Outcome(error="your function is still the stub (it raises "
                                  "NotImplementedError): replace that line with your code.",
                            stub=True)
-        except (Exception, SystemExit) as exc:  # the student's error becomes the verdict
+        except KeyboardInterrupt:  # the student pressed stop: stop
+            raise
+        except BaseException as exc:  # noqa: BLE001 (even SystemExit becomes the verdict)
             return Outcome(error=_raised(exc, args))
         changed = tuple(name for name in args
                         if name not in keep and not _same(args[name], copies[name]))

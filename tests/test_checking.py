@@ -186,6 +186,10 @@ def test_a_replaced_function_is_put_back_and_reported():
 def test_a_call_that_exits_or_raises_is_an_outcome():
     session = Session()
     assert "raised SystemExit" in session.call(sys.exit, {}).error
+
+    class Odd(BaseException):
+        pass
+    assert "raised Odd" in session.call(lambda: (_ for _ in ()).throw(Odd), {}).error
     assert session.call(lambda: 1 / 0, {}).error.startswith("your function raised Zero")
     stub = session.call(lambda: (_ for _ in ()).throw(NotImplementedError), {})
     assert stub.stub and "still the stub" in stub.error
