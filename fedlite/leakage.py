@@ -25,6 +25,9 @@ from . import reference
 from .validation import as_data, as_float, as_float_array, as_int
 
 EXACT = 1e-6  # a recovered row within this relative error counts as recovered exactly
+MAX_TRIALS = 10**6
+MAX_GUESS_VALUES = 10**6   # batch_size x num_features values guessed by gradient matching
+MAX_ITERATIONS = 10**7
 
 
 # ----------------------------------------------------------------------------- one example
@@ -33,16 +36,22 @@ def invert_linear_gradient(grad_w, grad_b, w, b):
 
     grad_w = r x and grad_b = r with r = w·x + b - y, so x = grad_w / grad_b and
     y = w·x + b - grad_b.  Fails (ValueError) when grad_b = 0: a perfectly fitted example has a
-    zero gradient and leaks nothing.
+    zero gradient and leaks nothing; and when x or y would overflow float64.
     """
     grad_w = as_float_array(grad_w, "grad_w", 1)
     grad_b = as_float(grad_b, "grad_b")
     w = as_float_array(w, "w", 1, grad_w.shape)
+    b = as_float(b, "b")
     if grad_b == 0:
         raise ValueError("grad_b is 0: the example is fitted exactly, its gradient is zero "
                          "and reveals nothing")
-    x = grad_w / grad_b
-    return x, float(w @ x + as_float(b, "b") - grad_b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = grad_w / grad_b
+        y = float(w @ x + b - grad_b)
+    if not (np.isfinite(x).all() and np.isfinite(y)):
+        raise ValueError("x = grad_w / grad_b or y = w·x + b - grad_b overflows float64: "
+                         "grad_b is too small next to grad_w (or w, b too large)")
+    return x, y
 
 
 def invert_mlp_gradient(grads, params):
@@ -52,16 +61,19 @@ def invert_mlp_gradient(grads, params):
     the unit with the largest |gb1[j]| (the best-conditioned division).  Then y = y_hat(x) - r
     with r = gb2 (the output bias's gradient is the residual).
     """
-    gW1, gb1, gW2, gb2 = grads
-    gW1 = as_float_array(gW1, "grad_W1", 2)
-    gb1 = as_float_array(gb1, "grad_b1", 1, (gW1.shape[1],))
+    params = _check_params(params, "params", model="mlp")
+    gW1, gb1, _, gb2 = _check_grads(grads, params)
     j = int(np.argmax(np.abs(gb1)))
     if gb1[j] == 0:
         raise ValueError("grad_b1 is 0 for every hidden unit: no unit was active (or the "
                          "example is fitted exactly), so the first layer reveals nothing")
-    x = gW1[:, j] / gb1[j]
-    y_hat = reference.mlp_predict(x[None, :], *params)[0]
-    return x, float(y_hat - as_float(gb2, "grad_b2"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = gW1[:, j] / gb1[j]
+        y = float(reference.mlp_predict(x[None, :], *params)[0] - gb2)
+    if not (np.isfinite(x).all() and np.isfinite(y)):
+        raise ValueError("x = grad_W1[:, j] / grad_b1[j] or the prediction at x overflows "
+                         "float64")
+    return x, y
 
 
 def candidate_rows(grads):
@@ -70,32 +82,92 @@ def candidate_rows(grads):
     Linear model, grads = (grad_w, grad_b): the one ratio grad_w / grad_b.
     MLP, grads = (gW1, gb1, gW2, gb2): gW1[:, j] / gb1[j] for every unit with gb1[j] ≠ 0.
     On a batch, gW1[:, j] / gb1[j] = Σ_i δ_ij x_i / Σ_i δ_ij: a mixture of the rows, which is
-    exactly row i when unit j was switched on by row i alone.
+    exactly row i when unit j was switched on by row i alone.  A ratio past float64 (a tiny
+    gb1[j]) points at no row that can be written down, and is left out.
     """
+    grads = _check_grads(grads, None)
     if len(grads) == 2:
-        grad_w, grad_b = np.asarray(grads[0], np.float64), float(grads[1])
-        return (grad_w / grad_b)[None, :] if grad_b != 0 else np.empty((0, grad_w.size))
-    gW1, gb1 = np.asarray(grads[0], np.float64), np.asarray(grads[1], np.float64)
-    active = np.flatnonzero(np.abs(gb1) > 1e-12 * max(np.abs(gb1).max(), 1e-300))
-    return (gW1[:, active] / gb1[active]).T
+        grad_w, grad_b = grads
+        ratios = (grad_w / grad_b)[None, :] if grad_b != 0 else np.empty((0, grad_w.size))
+    else:
+        gW1, gb1 = grads[0], grads[1]
+        active = np.flatnonzero(np.abs(gb1) > 1e-12 * max(np.abs(gb1).max(), 1e-300))
+        with np.errstate(over="ignore"):
+            ratios = (gW1[:, active] / gb1[active]).T
+    return ratios[np.isfinite(ratios).all(axis=1)]
 
 
 def model_grads(X, y, params):
     """The gradients a participant holding rows (X, y) sends: a tuple shaped like params."""
+    X, y = as_data(X, y)
+    params = _check_params(params, "params", num_features=X.shape[1])
+    with np.errstate(all="ignore"):
+        if len(params) == 2:
+            _, grad_w, grad_b = reference.linear_loss_grad(X, y, *params)
+            grads = grad_w, grad_b
+        else:
+            grads = reference.mlp_loss_grad(X, y, *params)[1]
+    if not all(np.isfinite(g).all() for g in grads):
+        raise ValueError("the gradients overflow float64 for these X, y and params")
+    return grads
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_params(params, name, num_features=None, model=None):
+    """(w, b) or (W1, b1, W2, b2) as float64 arrays and floats, shapes consistent."""
+    if not isinstance(params, (tuple, list)) or len(params) not in (2, 4):
+        raise TypeError(f"{name} must be a tuple (w, b) for the linear model or (W1, b1, W2, "
+                        f"b2) for the MLP; got {_describe(params)}")
+    if model == "mlp" and len(params) != 4:
+        raise TypeError(f"{name} must be the MLP's (W1, b1, W2, b2); got {len(params)} arrays")
+    d = "d" if num_features is None else num_features
     if len(params) == 2:
-        _, grad_w, grad_b = reference.linear_loss_grad(X, y, *params)
-        return grad_w, grad_b
-    return reference.mlp_loss_grad(X, y, *params)[1]
+        w = as_float_array(params[0], f"{name}[0] (w)", 1, (d,))
+        return w, as_float(params[1], f"{name}[1] (b)")
+    W1 = as_float_array(params[0], f"{name}[0] (W1)", 2, (d, "h"))
+    h = W1.shape[1]
+    return (W1, as_float_array(params[1], f"{name}[1] (b1)", 1, (h,)),
+            as_float_array(params[2], f"{name}[2] (W2)", 1, (h,)),
+            as_float(params[3], f"{name}[3] (b2)"))
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return type(value).__name__
+
+
+def _check_grads(grads, params, name="grads"):
+    """Gradients shaped like params (or, params None, like some linear model's or MLP's)."""
+    if params is None:
+        if not isinstance(grads, (tuple, list)) or len(grads) not in (2, 4):
+            raise TypeError(f"{name} must be (grad_w, grad_b) or (grad_W1, grad_b1, grad_W2, "
+                            f"grad_b2); got {_describe(grads)}")
+        return _check_params(grads, name)
+    if not isinstance(grads, (tuple, list)) or len(grads) != len(params):
+        raise TypeError(f"{name} must be a tuple of {len(params)} arrays shaped like params; "
+                        f"got {_describe(grads)}")
+    checked = _check_params(grads, name, num_features=params[0].shape[0])
+    for g, p, i in zip(checked, params, range(len(params))):
+        if np.shape(g) != np.shape(p):
+            raise ValueError(f"{name}[{i}] must have the shape of params[{i}], "
+                             f"{np.shape(p)}; got {np.shape(g)}")
+    return checked
 
 
 # ----------------------------------------------------------------------------- measuring
 def relative_errors(X_true, X_hat):
-    """For each true row, ||x_hat - x|| / ||x|| to the nearest recovered row, shape (n,)."""
-    X_true, X_hat = np.atleast_2d(X_true), np.atleast_2d(X_hat)
+    """For each true row, ||x_hat - x|| / ||x|| to the nearest recovered row, shape (n,).
+
+    Computed in units of each true row's largest entry, so nothing overflows.  A zero true row
+    has error 0 if a recovered row is exactly 0, else inf; with no recovered row, 1 (as bad as
+    guessing zero).
+    """
+    X_true = _as_rows(X_true, "X_true")
+    X_hat = _as_rows(X_hat, "X_hat", num_features=X_true.shape[1], allow_empty=True)
     if X_hat.shape[0] == 0:
         return np.ones(X_true.shape[0])  # nothing recovered: as bad as guessing zero
-    distances = np.linalg.norm(X_true[:, None, :] - X_hat[None, :, :], axis=2)
-    return distances.min(axis=1) / np.linalg.norm(X_true, axis=1)
+    return _relative_distances(X_true, X_hat).min(axis=1)
 
 
 def match_rows(X_true, X_hat):
@@ -104,8 +176,18 @@ def match_rows(X_true, X_hat):
     A gradient is a mean over rows, so it cannot tell which recovered row is which; we pair
     the closest true/recovered rows, remove both, and repeat.  Returns (n,) indices into X_hat.
     """
-    distances = np.linalg.norm(X_true[:, None, :] - X_hat[None, :, :], axis=2)
-    order = np.empty(len(X_true), dtype=np.int64)
+    X_true = _as_rows(X_true, "X_true")
+    X_hat = _as_rows(X_hat, "X_hat", num_features=X_true.shape[1])
+    if X_hat.shape[0] < X_true.shape[0]:
+        raise ValueError(f"X_hat must have at least as many rows as X_true "
+                         f"({X_true.shape[0]}) to pair each with one; got {X_hat.shape[0]}")
+    return _match_rows(X_true, X_hat)
+
+
+def _match_rows(X_true, X_hat):
+    scale = _power_of_two_below(max(np.abs(X_true).max(), np.abs(X_hat).max()))
+    distances = np.linalg.norm(X_true[:, None, :] / scale - X_hat[None, :, :] / scale, axis=2)
+    order = np.empty(len(X_true), dtype=np.int64)   # (in units of scale: no overflow)
     for _ in range(len(X_true)):
         i, j = np.unravel_index(np.argmin(distances), distances.shape)
         order[i] = j
@@ -116,13 +198,52 @@ def match_rows(X_true, X_hat):
 
 def reconstruction_error(X_true, X_hat):
     """Mean relative error ||x_hat_i - x_i|| / ||x_i|| after matching rows (see `match_rows`)."""
-    X_true = np.atleast_2d(np.asarray(X_true, np.float64))
-    X_hat = np.atleast_2d(np.asarray(X_hat, np.float64))
+    X_true = _as_rows(X_true, "X_true")
+    X_hat = _as_rows(X_hat, "X_hat")
     if X_true.shape != X_hat.shape:
         raise ValueError(f"X_hat must have the shape of X_true {X_true.shape}; got {X_hat.shape}")
-    aligned = X_hat[match_rows(X_true, X_hat)]
-    return float(np.mean(np.linalg.norm(aligned - X_true, axis=1)
-                         / np.linalg.norm(X_true, axis=1)))
+    aligned = X_hat[_match_rows(X_true, X_hat)]
+    return float(np.mean([_relative_distances(x[None, :], x_hat[None, :])[0, 0]
+                          for x, x_hat in zip(X_true, aligned)]))
+
+
+def _as_rows(X, name, num_features=None, allow_empty=False):
+    """X as a finite float64 (n, d) array; one row (d,) is taken as (1, d)."""
+    try:
+        ndim = np.ndim(X)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array of rows; {exc}") from None
+    if ndim == 1:
+        X = np.atleast_2d(as_float_array(X, name, 1))
+    if allow_empty and np.size(X) == 0 and np.ndim(X) == 2:
+        return np.zeros((0, num_features or np.shape(X)[1]))
+    d = "d" if num_features is None else num_features
+    return as_float_array(X, name, 2, ("n", d))
+
+
+def _power_of_two_below(biggest):
+    """2^(e-1) <= biggest < 2^e (elementwise; 0.5 for 0): dividing by it is exact."""
+    return np.ldexp(1.0, np.frexp(biggest)[1] - 1)
+
+
+def _norms(A):
+    """||row|| over the last axis, overflow-free (inf only past float64's range)."""
+    scale = _power_of_two_below(np.abs(A).max(axis=-1, keepdims=True))
+    with np.errstate(over="ignore"):
+        return (scale * np.linalg.norm(A / scale, axis=-1, keepdims=True))[..., 0]
+
+
+def _relative_distances(X_true, X_hat):
+    """(n, m): ||x_hat_j - x_i|| / ||x_i||, computed in units of a power of two near max |x_i|
+    (the ratio is the same, and nothing overflows on the way); 0 / 0 = 0, r / 0 = inf."""
+    scale = _power_of_two_below(np.abs(X_true).max(axis=1))[:, None, None]     # (n, 1, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        apart = _norms(X_hat[None, :, :] / scale - X_true[:, None, :] / scale)   # (n, m)
+    apart = np.where(np.isnan(apart), np.inf, apart)
+    length = _norms(X_true[:, None, :] / scale)                                  # (n, 1)
+    zero = length == 0
+    return np.divide(apart, np.where(zero, 1.0, length),
+                     out=np.where(apart == 0, 0.0, np.inf), where=~zero)
 
 
 @dataclass
@@ -146,8 +267,14 @@ def leakage_vs_batch_size(X, y, params, batch_sizes, *, num_trials=20, seed=0):
     Returns a `LeakageCurve`.  Linear model: exact at B = 1, a blend of rows from B = 2 on.
     """
     X, y = as_data(X, y)
-    num_trials = as_int(num_trials, "num_trials", minimum=1)
+    params = _check_params(params, "params", num_features=X.shape[1])
+    num_trials = as_int(num_trials, "num_trials", minimum=1, maximum=MAX_TRIALS)
+    if isinstance(batch_sizes, (str, bytes)) or not np.iterable(batch_sizes):
+        raise TypeError(f"batch_sizes must be a list of batch sizes; got "
+                        f"{type(batch_sizes).__name__}")
     sizes = np.array([as_int(B, "batch_sizes", 1, len(y)) for B in batch_sizes], dtype=np.int64)
+    if sizes.size == 0:
+        raise ValueError("batch_sizes must hold at least one batch size")
     rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
     error, recovered = np.zeros((len(sizes), num_trials)), np.zeros((len(sizes), num_trials))
     for s, B in enumerate(sizes):
@@ -173,6 +300,20 @@ def matching_loss_grad(X, y, params, target):
         ∂D/∂X = (2/n) (δ E1ᵀ + ((r e2ᵀ + c W2ᵀ) ⊙ M) W1ᵀ),   ∂D/∂y = -(2/n) c.
     (The ReLU mask M is piecewise constant, so it has no derivative of its own.)
     """
+    X = as_float_array(X, "X", 2, ("n", "d"))
+    y = as_float_array(y, "y", 1, (X.shape[0],))
+    params = _check_params(params, "params", num_features=X.shape[1])
+    target = _check_grads(target, params, name="target")
+    with np.errstate(all="ignore"):
+        D, dX, dy = _matching_loss_grad(X, y, params, target)
+    if not (np.isfinite(D) and np.isfinite(dX).all() and np.isfinite(dy).all()):
+        raise ValueError("the matching loss or its gradient overflows float64 for these X, y, "
+                         "params and target")
+    return D, dX, dy
+
+
+def _matching_loss_grad(X, y, params, target):
+    """`matching_loss_grad` on checked arguments."""
     n = X.shape[0]
     if len(params) == 2:
         w, b = params
@@ -213,14 +354,17 @@ def reconstruct_from_gradient(target, params, batch_size, num_features, *, num_i
     num_restarts times from fresh guesses and keep the run with the smallest D.  Zhu et al. use
     L-BFGS on images; the idea is the same.  target: the observed gradients, a tuple shaped like
     params.  Returns a `Reconstruction`; score it with `reconstruction_error(X_true, result.X)`.
+    A run whose D leaves float64's range raises ValueError (lower lr).
     """
-    B = as_int(batch_size, "batch_size", minimum=1)
-    d = as_int(num_features, "num_features", minimum=1)
-    num_iterations = as_int(num_iterations, "num_iterations", minimum=1)
+    B = as_int(batch_size, "batch_size", minimum=1, maximum=MAX_GUESS_VALUES)
+    d = as_int(num_features, "num_features", minimum=1, maximum=MAX_GUESS_VALUES // B)
+    params = _check_params(params, "params", num_features=d)
+    target = _check_grads(target, params, name="target")
+    num_iterations = as_int(num_iterations, "num_iterations", minimum=1, maximum=MAX_ITERATIONS)
     lr = as_float(lr, "lr")
     if lr <= 0:
         raise ValueError(f"lr must be > 0; got {lr}")
-    num_restarts = as_int(num_restarts, "num_restarts", minimum=1)
+    num_restarts = as_int(num_restarts, "num_restarts", minimum=1, maximum=MAX_TRIALS)
     children = np.random.SeedSequence(as_int(seed, "seed", minimum=0)).spawn(num_restarts)
     runs = [_match_gradient(target, params, B, d, num_iterations, lr, np.random.default_rng(c))
             for c in children]
@@ -232,14 +376,19 @@ def _match_gradient(target, params, B, d, num_iterations, lr, rng):
     guess = rng.standard_normal(B * (d + 1))           # [X' row by row, y']
     m, v = np.zeros_like(guess), np.zeros_like(guess)
     losses = np.empty(num_iterations + 1)
-    for t in range(1, num_iterations + 2):
-        D, dX, dy = matching_loss_grad(guess[:B * d].reshape(B, d), guess[B * d:], params, target)
-        losses[t - 1] = D
-        if t == num_iterations + 1:
-            break
-        g = np.concatenate([dX.ravel(), dy])
-        m = 0.9 * m + 0.1 * g                          # Adam: running mean of the gradient
-        v = 0.999 * v + 0.001 * g * g                  # ... and of its square
-        step = lr * 0.5 * (1 + np.cos(np.pi * t / num_iterations))   # cosine decay to 0
-        guess -= step * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
+    with np.errstate(all="ignore"):        # a run leaving float64's range is refused below
+        for t in range(1, num_iterations + 2):
+            D, dX, dy = _matching_loss_grad(guess[:B * d].reshape(B, d), guess[B * d:], params,
+                                            target)
+            if not (np.isfinite(D) and np.isfinite(dX).all() and np.isfinite(dy).all()):
+                raise ValueError(f"the matching diverged (D is {D} at step {t}): lower lr "
+                                 f"(got {lr}), or scale the target gradients down")
+            losses[t - 1] = D
+            if t == num_iterations + 1:
+                break
+            g = np.concatenate([dX.ravel(), dy])
+            m = 0.9 * m + 0.1 * g                          # Adam: running mean of the gradient
+            v = 0.999 * v + 0.001 * g * g                  # ... and of its square
+            step = lr * 0.5 * (1 + np.cos(np.pi * t / num_iterations))   # cosine decay to 0
+            guess -= step * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
     return Reconstruction(guess[:B * d].reshape(B, d).copy(), guess[B * d:].copy(), losses)

@@ -150,3 +150,87 @@ def test_dlg_is_seeded_and_checks_its_arguments():
         leakage.reconstruct_from_gradient(target, params, 1, 3, lr=0)
     with pytest.raises(ValueError, match="batch_size"):
         leakage.reconstruct_from_gradient(target, params, 0, 3)
+
+
+# ----------------------------------------------------------------------------- bad input
+LIN = (np.ones(3), 0.5)
+MLP = (np.arange(12.0).reshape(3, 4) / 10 - 0.5, np.zeros(4), np.ones(4), 0.1)
+G_LIN = (np.ones(3), 2.0)
+G_MLP = (np.ones((3, 4)), np.ones(4), np.ones(4), 1.0)
+ROWS = np.arange(18.0).reshape(6, 3) + 1
+
+
+@pytest.mark.parametrize("call,error,name", [
+    (lambda: leakage.invert_mlp_gradient((np.ones((3, 4)), np.ones(4)), MLP), TypeError, "grads"),
+    (lambda: leakage.invert_mlp_gradient(G_MLP, LIN), TypeError, "params"),
+    (lambda: leakage.invert_mlp_gradient((np.ones((2, 4)),) + G_MLP[1:], MLP), ValueError,
+     "grads"),
+    (lambda: leakage.invert_mlp_gradient(G_MLP, (np.ones((3, 4)), np.ones(5)) + MLP[2:]),
+     ValueError, "params"),
+    (lambda: leakage.candidate_rows(np.ones(3)), TypeError, "grads"),
+    (lambda: leakage.candidate_rows((np.ones(3), np.ones(2))), TypeError, "grads"),
+    (lambda: leakage.candidate_rows((np.ones((3, 4)), np.ones(3), np.ones(4), 1.0)), ValueError,
+     "grads"),
+    (lambda: leakage.model_grads(np.ones((2, 3)), np.ones(2), (np.ones(4), 0.0)), ValueError,
+     "params"),
+    (lambda: leakage.model_grads(np.ones((2, 3)), np.ones(2), "linear"), TypeError, "params"),
+    (lambda: leakage.model_grads(np.ones((2, 3)), np.ones(3), LIN), ValueError, "y"),
+    (lambda: leakage.relative_errors(ROWS, np.ones((2, 4))), ValueError, "X_hat"),
+    (lambda: leakage.relative_errors([[1.0], [1.0, 2.0]], ROWS), TypeError, "X_true"),
+    (lambda: leakage.match_rows(ROWS, ROWS[:2]), ValueError, "X_hat"),
+    (lambda: leakage.match_rows(ROWS, ROWS[:, :2]), ValueError, "X_hat"),
+    (lambda: leakage.reconstruction_error(ROWS, np.full(ROWS.shape, np.nan)), ValueError,
+     "X_hat"),
+    (lambda: leakage.leakage_vs_batch_size(ROWS, np.ones(6), LIN, 2), TypeError, "batch_sizes"),
+    (lambda: leakage.leakage_vs_batch_size(ROWS, np.ones(6), LIN, []), ValueError,
+     "batch_sizes"),
+    (lambda: leakage.leakage_vs_batch_size(ROWS, np.ones(6), (np.ones(4), 0.0), [1]),
+     ValueError, "params"),
+    (lambda: leakage.leakage_vs_batch_size(ROWS, np.ones(6), LIN, [1], num_trials=10**20),
+     ValueError, "num_trials"),
+    (lambda: leakage.matching_loss_grad(ROWS, np.ones(6), LIN, (np.ones(2), 1.0)), ValueError,
+     "target"),
+    (lambda: leakage.matching_loss_grad(ROWS, np.ones(6), LIN, G_MLP), TypeError, "target"),
+    (lambda: leakage.matching_loss_grad(ROWS, np.ones(5), LIN, G_LIN), ValueError, "y"),
+    (lambda: leakage.matching_loss_grad(ROWS, np.ones(6), MLP[:3], G_LIN), TypeError, "params"),
+    (lambda: leakage.reconstruct_from_gradient(G_LIN, LIN, 1, 4), ValueError, "params"),
+    (lambda: leakage.reconstruct_from_gradient(G_MLP, LIN, 1, 3), TypeError, "target"),
+    (lambda: leakage.reconstruct_from_gradient(G_LIN, LIN, 10**6, 10**6), ValueError,
+     "num_features"),
+    (lambda: leakage.reconstruct_from_gradient(G_LIN, LIN, 1, 3, num_iterations=10**12),
+     ValueError, "num_iterations")])
+def test_bad_arguments_raise_errors_naming_them(call, error, name):
+    with pytest.raises(error, match=name):
+        call()
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: leakage.invert_linear_gradient(np.full(3, 1e300), 1e-300, np.ones(3), 0.0),
+     "overflows"),
+    (lambda: leakage.invert_mlp_gradient((np.full((3, 4), 1e300), np.full(4, 1e-300), np.ones(4),
+                                          1.0), MLP), "overflows"),
+    (lambda: leakage.model_grads(np.full((2, 3), 1e200), np.ones(2), LIN), "overflow"),
+    (lambda: leakage.matching_loss_grad(np.full((6, 3), 1e200), np.ones(6), LIN, G_LIN),
+     "overflows"),
+    (lambda: leakage.reconstruct_from_gradient(G_LIN, LIN, 1, 3, lr=1e300, num_iterations=50),
+     "lr")])
+def test_results_past_float64_are_refused_without_warnings(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e300])
+def test_errors_are_measured_without_overflow_at_any_scale(scale):
+    X = ROWS * scale
+    np.testing.assert_allclose(leakage.relative_errors(X, 1.01 * X), 0.01, rtol=1e-9)
+    assert leakage.reconstruction_error(X, 1.01 * X[::-1]) == pytest.approx(0.01, rel=1e-9)
+    assert np.array_equal(leakage.match_rows(X, X[::-1]), np.arange(6)[::-1])
+    grads = (np.full((3, 4), 1e300), np.array([1e-300, 1.0, 0.0, 2.0]), np.ones(4), 1.0)
+    assert leakage.candidate_rows(grads).shape == (2, 3)    # the 1e300 / 1e-300 ratio is inf
+
+
+def test_a_zero_true_row_is_recovered_only_by_a_zero_row():
+    X = np.array([[0.0, 0.0], [1.0, 2.0]])
+    assert list(leakage.relative_errors(X, X)) == [0.0, 0.0]
+    assert list(leakage.relative_errors(X, X + 0.5)) == [np.inf, pytest.approx(np.sqrt(0.1))]
+    assert leakage.reconstruction_error(X, X + 0.5) == np.inf
