@@ -11,7 +11,12 @@ are functions of the data, and can give it away.  Three modules, one idea each (
                         Rényi-DP accountant that turns that into (ε, δ)
 
 Both protections plug into the simulator: `simulate(..., aggregator=SecureAggregator())` or
-`aggregator=DPAggregator(clip_norm, noise_multiplier)`.  This module gathers the names.
+`aggregator=DPAggregator(clip_norm, noise_multiplier, sampling_rate=q)` (with participation=1.0:
+DPAggregator refuses a fixed-size subset, since the accountant's q must be the only sampling).
+Their promises, each checked: a secure sum is right or refused (`UpdateOverflowError`, which
+simulate reports as divergence), and never covers fewer than min_participants >= 2
+participants, selected and surviving (a sum of one is that participant's update).  This module
+gathers the names.
 """
 from .differential_privacy import (DPAggregator, DPRun, attack_errors, clip_by_norm, clip_factor,
                                    dp_fedavg_run, epsilon, noise_std, rdp_sampled_gaussian,
