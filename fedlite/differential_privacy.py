@@ -253,13 +253,7 @@ def epsilon(q, noise_multiplier, rounds, delta, orders=ORDERS):
 
 def _check_orders(orders):
     """orders as a float array of integers in [2, MAX_ORDER], at most MAX_NUM_ORDERS of them."""
-    try:
-        alphas = np.asarray(orders)
-    except Exception as exc:
-        raise TypeError(f"orders must be a list of integers >= 2; {exc}") from None
-    if alphas.dtype.kind not in "iuf":
-        raise TypeError(f"orders must be a list of integers >= 2; got dtype {alphas.dtype}")
-    alphas = alphas.astype(np.float64).ravel()
+    alphas = _real_values(orders, "orders", "a list of integers >= 2")
     if not 0 < alphas.size <= MAX_NUM_ORDERS:
         raise ValueError(f"orders must hold 1 to {MAX_NUM_ORDERS} orders; got {alphas.size}")
     if (not np.isfinite(alphas).all() or np.any(alphas < 2) or np.any(alphas > MAX_ORDER)
@@ -271,13 +265,7 @@ def _check_orders(orders):
 
 def _check_rdp(rdp, num_orders):
     """rdp as a float array: one value >= 0 (or +inf) per order."""
-    try:
-        values = np.asarray(rdp)
-    except Exception as exc:
-        raise TypeError(f"rdp must be an array of numbers, one per order; {exc}") from None
-    if values.dtype.kind not in "iuf":
-        raise TypeError(f"rdp must hold real numbers, one per order; got dtype {values.dtype}")
-    values = values.astype(np.float64).ravel()
+    values = _real_values(rdp, "rdp", "an array of real numbers, one per order")
     if values.size != num_orders:
         raise ValueError(f"rdp must have one value per order: {num_orders} orders, but "
                          f"{values.size} rdp values")
@@ -285,6 +273,17 @@ def _check_rdp(rdp, num_orders):
         raise ValueError("rdp must be >= 0 (Rényi divergences are), +inf allowed; got a "
                          "negative value or NaN")
     return values
+
+
+def _real_values(value, name, expected):
+    """value as a flat float64 array of real numbers, or TypeError naming it."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be {expected}; {exc}") from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be {expected}; got dtype {array.dtype}")
+    return array.astype(np.float64).ravel()
 
 
 def _check_delta(delta):
