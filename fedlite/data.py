@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_float, as_int, check_allocation
+from .validation import as_float, as_float_array, as_int, check_allocation
 
 
 def make_linear_data(num_samples, num_features, *, noise=0.1, seed=0):
@@ -64,7 +64,14 @@ def make_teacher_data(num_samples, num_features, *, hidden=10, noise=0.1, seed=0
 
 
 def add_noise(y_clean, noise, rng):
-    """y_clean + noise · N(0, 1), one draw per row from rng; refuses a noise that overflows y."""
+    """y_clean (n,) + noise · N(0, 1), one draw per row from rng (a numpy Generator).
+
+    Refuses a noise so large that y overflows float64, naming noise.
+    """
+    y_clean = as_float_array(y_clean, "y_clean", 1)
+    noise = _check_noise(noise)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator; got {type(rng).__name__}")
     with np.errstate(over="ignore", invalid="ignore"):
         y = y_clean + noise * rng.standard_normal(len(y_clean))
     if not np.isfinite(y).all():
@@ -78,9 +85,14 @@ def _check(num_samples, num_features, noise, seed):
     n = as_int(num_samples, "num_samples", minimum=1)
     d = as_int(num_features, "num_features", minimum=1)
     check_allocation(n * d, "num_samples or num_features")   # X
+    noise = _check_noise(noise)
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+    return n, d, noise, rng
+
+
+def _check_noise(noise):
     noise = as_float(noise, "noise")
     if noise < 0:
         raise ValueError(f"noise must be >= 0 (the standard deviation of the added noise); "
                          f"got {noise}")
-    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
-    return n, d, noise, rng
+    return noise

@@ -329,13 +329,16 @@ def _check_nonnegative(value, name):
 
 def _check_sizes(samples_per_participant, K):
     """An int (same for everyone) or K ints, each >= 1: returns a list of K ints."""
+    expected = f"samples_per_participant must be an int or a sequence of {K} ints"
     if isinstance(samples_per_participant, numbers.Integral):
-        sizes = [samples_per_participant] * K
-    elif np.ndim(samples_per_participant) == 1:
-        sizes = list(samples_per_participant)
-    else:
-        raise TypeError(f"samples_per_participant must be an int or a sequence of {K} ints; "
-                        f"got {samples_per_participant!r}")
+        return [as_int(samples_per_participant, "samples_per_participant", minimum=1)] * K
+    try:
+        ndim = np.ndim(samples_per_participant)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"{expected}; {exc}") from None
+    if ndim != 1:
+        raise TypeError(f"{expected}; got {samples_per_participant!r}")
+    sizes = list(samples_per_participant)
     if len(sizes) != K:
         raise ValueError(f"samples_per_participant must be an int or {K} ints "
                          f"(one per participant); got {len(sizes)} values")
@@ -356,7 +359,7 @@ def _as_list(parts, name):
                         f"got {type(parts).__name__}")
     try:
         return list(parts)
-    except TypeError:
+    except Exception:  # not iterable, or its iterator raises
         raise TypeError(f"{name} must be a list of arrays, one per participant; "
                         f"got {type(parts).__name__}") from None
 

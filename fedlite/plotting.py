@@ -31,6 +31,8 @@ class LossCurve:
     """
 
     def __init__(self, ax, label=None, **style):
+        ax = _check_ax(ax, allow_none=False)
+        _check_label(label, allow_none=True)
         (self.line,) = ax.plot([], [], label=label, **style)
         color = self.line.get_color()
         (self.marker,) = ax.plot([], [], "x", color=color, markersize=10, markeredgewidth=2)
@@ -39,7 +41,14 @@ class LossCurve:
                                 ha="right", va="center", color=color, fontsize=9)
 
     def set_data(self, xs, loss, diverged_at=None):
-        """Draw loss against xs; if diverged_at is a round, mark the last point as the stop."""
+        """Draw loss against xs; if diverged_at is a round, mark the last point as the stop.
+
+        xs and loss: 1-D, the same length, finite (a History's loss always is).
+        """
+        xs = _as_curve(xs, "xs")
+        loss = _as_curve(loss, "loss", len(xs))
+        if diverged_at is not None:
+            diverged_at = as_int(diverged_at, "diverged_at", minimum=1)
         self.line.set_data(xs, loss)
         if diverged_at is None or len(xs) == 0:
             self.marker.set_data([], [])
@@ -184,6 +193,7 @@ def plot_fit_1d(X, y, predict, ax=None, label="model"):
     if not callable(predict):
         raise TypeError(f"predict must be a function of X, e.g. lambda X: X @ w + b; "
                         f"got {type(predict).__name__}")
+    _check_label(label)
     grid = np.linspace(X.min(), X.max(), 200)[:, None]
     y_hat = as_float_array(np.ravel(predict(grid)), "predict(X)", 1, (200,))
     ax = _check_ax(ax)
@@ -217,15 +227,31 @@ def check_federation(federation, name="federation"):
     return federation
 
 
-def _check_ax(ax):
+def _check_ax(ax, allow_none=True):
     """A new Axes (ax=None) or the matplotlib Axes given."""
-    if ax is None:
+    if ax is None and allow_none:
         _, ax = plt.subplots()
         return ax
     if not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None; "
                         f"got {type(ax).__name__}")
     return ax
+
+
+def _as_curve(values, name, length="n"):
+    """1-D finite float64 values of the given length; no values at all is an empty curve."""
+    try:
+        empty = np.asarray(values).size == 0
+    except Exception:   # as_float_array says what is wrong, naming the argument
+        empty = False
+    if empty and length in ("n", 0):
+        return np.empty(0)
+    return as_float_array(values, name, 1, (length,))
+
+
+def _check_label(label, allow_none=False):
+    if not (isinstance(label, str) or (label is None and allow_none)):
+        raise TypeError(f"label must be a string; got {type(label).__name__}")
 
 
 def _check_x(x):

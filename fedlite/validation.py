@@ -91,7 +91,8 @@ def check_allocation(num_values, name, itemsize=8, what="values"):
     to blame, e.g. "num_samples or num_features".  The limit is the same on every machine, so
     a call that works on one works on all; 2 GiB is far more than any run of the course needs.
     """
-    num_bytes = int(num_values) * int(itemsize)
+    num_values = as_int(num_values, "num_values", minimum=0)
+    num_bytes = num_values * as_int(itemsize, "itemsize", minimum=1)
     if num_bytes > MAX_ARRAY_BYTES:
         raise ValueError(f"{name} too large: {_count_text(num_values)} {what} would take "
                          f"{_gib_text(num_bytes)}, more than the {MAX_ARRAY_BYTES / 2**30:g} GiB "

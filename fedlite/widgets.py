@@ -201,9 +201,9 @@ def local_epochs_explorer(federation, *, lr, num_rounds=50, local_epochs=5, batc
     """
     if target_loss is not None:
         target_loss = as_float(target_loss, "target_loss")
-        if target_loss <= 0:
-            raise ValueError(f"target_loss must be > 0 (it is drawn on log axes); "
-                             f"got {target_loss}")
+        if not 0 < target_loss <= 1e100:
+            raise ValueError(f"target_loss must be in (0, 1e100] (a loss to reach, drawn on "
+                             f"log axes); got {target_loss}")
 
     def compute(local_epochs, lr):
         return experiments.local_epochs_runs(federation, local_epochs=local_epochs, lr=lr,
@@ -309,7 +309,7 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
     """
     X, y = as_data(X, y)
     feature = as_int(feature, "feature", minimum=0, maximum=X.shape[1] - 1)
-    alpha = None if scheme == "iid" else alpha
+    alpha = None if isinstance(scheme, str) and scheme == "iid" else alpha
 
     def compute(num_participants, alpha=alpha):
         return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)

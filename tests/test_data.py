@@ -141,3 +141,14 @@ def test_hostile_arguments_are_named(name, kwargs, error, match):
     n, d = args.pop("n"), args.pop("d")
     with pytest.raises(error, match=match):
         MAKERS[name](n, d, **args)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((np.ones(3), -1.0, np.random.default_rng(0)), ValueError, "^noise"),
+    ((np.ones(3), 0.1, 0), TypeError, "^rng"),
+    ((np.ones((3, 1)), 0.1, np.random.default_rng(0)), ValueError, "^y_clean"),
+])
+def test_add_noise_checks_its_arguments(args, error, match):
+    from fedlite.data import add_noise
+    with pytest.raises(error, match=match):
+        add_noise(*args)

@@ -424,6 +424,10 @@ class _Unconvertible:
     (lambda X, y: make_concept_shift(2, np.ones((2, 2), int), 2), TypeError,
      "^samples_per_participant"),
     (lambda X, y: make_concept_shift(2, "ab", 2), TypeError, "^samples_per_participant"),
+    (lambda X, y: make_concept_shift(2, _Unconvertible(), 2), TypeError,
+     "^samples_per_participant"),
+    (lambda X, y: make_concept_shift(2, [1, [2]], 2), TypeError, "^samples_per_participant"),
+    (lambda X, y: Federation.from_participants(_Unconvertible(), [y]), TypeError, "^X_parts"),
 ])
 def test_hostile_arguments_are_refused_naming_them(make, error, match):
     X, y = _data(10)

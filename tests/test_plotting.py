@@ -193,6 +193,16 @@ BAD_PLOTS = {
     "fit predict not callable": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0, 2.0],
                                                                         "sin"), TypeError,
                                  "^predict"),
+    "fit label not a string": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0, 2.0],
+                                                                      np.sin, label=_Unconvertible()),
+                               TypeError, "^label"),
+    "curve on no Axes": (lambda runs, fed: plotting.LossCurve(None), TypeError, "^ax"),
+    "curve lengths differ": (lambda runs, fed: plotting.LossCurve(new_ax()).set_data(
+        [0.0, 1.0], [1.0]), ValueError, "^loss"),
+    "curve NaN loss": (lambda runs, fed: plotting.LossCurve(new_ax()).set_data(
+        [0.0, 1.0], [1.0, np.nan]), ValueError, "^loss"),
+    "curve diverged_at float": (lambda runs, fed: plotting.LossCurve(new_ax()).set_data(
+        [0.0, 1.0], [1.0, 2.0], 1.5), TypeError, "^diverged_at"),
     "fit predict wrong shape": (lambda runs, fed: plotting.plot_fit_1d(
         [0.0, 1.0], [1.0, 2.0], lambda X: np.ones(3)), ValueError, r"^predict\(X\)"),
 }

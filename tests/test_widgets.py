@@ -228,6 +228,10 @@ def test_invalid_arguments_are_refused_like_simulate_and_split_before_any_widget
      ValueError, "^target_loss"),
     (lambda d: widgets.compression_explorer(_federation(d), None, cache=[]), TypeError,
      "^cache"),
+    (lambda d: widgets.local_epochs_explorer(_federation(d), lr=0.1, target_loss=1e308),
+     ValueError, "^target_loss"),
+    (lambda d: widgets.partition_explorer(*d, scheme=np.array(["iid", "iid"])), TypeError,
+     "^scheme"),
 ])
 def test_other_bad_arguments_are_named(make, error, match, data):
     before = widget_count()
