@@ -11,6 +11,8 @@ drivers therefore give the same bits for any thread count.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._jit import jit, jit_entry, jit_parallel, prange
@@ -214,3 +216,281 @@ def mlp_loss_grad_parallel(X, y, W1, b1, W2, b2):
     for c in prange(partial.shape[0]):
         mlp_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
     return mlp_finish(X.shape[0], partial, d, h)
+
+
+
+# ----------------------------------------------------------------------------- classification
+# Labels y arrive as float64 holding integers 0..C-1 (checked by fedlite.models; a Federation's y
+# is float64 too), so each kernel has one compiled version.  L = -(1/n) Σ_i log softmax(z_i)[y_i].
+# Blocks of BLOCK_ROWS rows are held transposed (features × rows), as in `mlp_rows`, so that
+# every inner loop runs over the rows of a block and vectorises.
+LOG2_E = 1.4426950408889634           # 1 / ln 2
+LN2_HI = 6.93147180369123816490e-01   # ln 2 = LN2_HI + LN2_LO, LN2_HI with trailing zero bits so
+LN2_LO = 1.90821492927058770002e-10   # that k * LN2_HI is exact (Cody and Waite; as in fdlibm)
+ROUNDER = 6755399441055744.0          # 1.5 * 2**52: k + ROUNDER holds the integer k in its low bits
+ROUNDER_BITS = 0x4338000000000000     # ... and these are the bits of ROUNDER itself
+EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(13, -1, -1))  # 1/13!, ..., 1/1!, 1/0!
+EXP_UNDERFLOW = -708.0                # exp(x) below this is under 3.3e-308: taken as 0
+
+
+@jit
+def exp_nonpositive(Z, m, scratch):
+    """Z[c, t] = exp(Z[c, t]) for t < m, for Z <= 0 (a NaN stays NaN, -inf gives 0).
+
+    np.exp written out so the loop vectorises (numba's np.exp is a call per value unless Intel's
+    SVML is installed): exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2 in [-ln2/2, ln2/2],
+    exp(r) by its Taylor series to r^13 (error below 1e-17), 2^k built from its exponent bits.
+    Within 1 ulp of np.exp; exactly 1 at x = 0.  scratch: (2, BLOCK_ROWS) floats.
+    """
+    k_rounded, scale = scratch[0], scratch[1]
+    k_bits, scale_bits = k_rounded.view(np.int64), scale.view(np.int64)
+    for c in range(Z.shape[0]):
+        for t in range(m):
+            x = Z[c, t]
+            under = x < EXP_UNDERFLOW
+            k = -1023.0 if under else np.floor(x * LOG2_E + 0.5)     # k = round(x / ln 2)
+            r = 0.0 if under else (x - k * LN2_HI) - k * LN2_LO     # r = x - k ln 2
+            p = 0.0
+            for coefficient in EXP_TAYLOR:
+                p = p * r + coefficient                              # p = Σ_j r^j / j!
+            Z[c, t] = p
+            k_rounded[t] = k + ROUNDER
+        for t in range(m):
+            scale_bits[t] = (k_bits[t] - ROUNDER_BITS + 1023) << 52  # 2^k (k = -1023 gives 0.0)
+        for t in range(m):
+            Z[c, t] *= scale[t]                                      # exp(x) = 2^k exp(r)
+
+
+@jit
+def cross_entropy_block(Z, y, i0, m, scratch):
+    """Logits Z (C, BLOCK_ROWS) of rows i0..i0+m (row i0 + t in column t): overwrite Z with
+    δ = softmax(z_t) - onehot(y_t) and return Σ_t -log softmax(z_t)[y_t].
+
+    Stable (log-sum-exp): with s_t = max_c Z[c, t], e = exp(Z - s_t) <= 1 never overflows and
+      -log softmax(z_t)[y_t] = s_t - Z[y_t, t] + log Σ_c e[c, t]   (>= 0; 0 when certain and right)
+    scratch: (5, BLOCK_ROWS) floats.  A NaN or inf logit gives a NaN loss.
+    """
+    C = Z.shape[0]
+    shift, total, z_label = scratch[0], scratch[1], scratch[2]
+    for t in range(m):
+        shift[t] = Z[0, t]
+        total[t] = 0.0
+        z_label[t] = Z[int(y[i0 + t]), t]
+    for c in range(1, C):
+        for t in range(m):
+            z = Z[c, t]
+            shift[t] = z if z > shift[t] else shift[t]   # s_t = max_c Z[c, t]
+    for c in range(C):
+        for t in range(m):
+            Z[c, t] -= shift[t]
+    exp_nonpositive(Z, m, scratch[3:])                   # e = exp(Z - s)
+    for c in range(C):
+        for t in range(m):
+            total[t] += Z[c, t]
+    loss = 0.0
+    for t in range(m):
+        loss += (shift[t] - z_label[t]) + np.log(total[t])
+        total[t] = 1.0 / total[t]
+    for c in range(C):
+        for t in range(m):
+            Z[c, t] *= total[t]                          # p = e / Σ_c e
+    for t in range(m):
+        Z[int(y[i0 + t]), t] -= 1.0                      # δ = p - onehot(y)
+    return loss
+
+
+@jit
+def transpose_block(X, i0, m, Xt):
+    """Xt[k, t] = X[i0 + t, k] for t < m: the block's rows as columns."""
+    for t in range(m):
+        for k in range(X.shape[1]):
+            Xt[k, t] = X[i0 + t, k]
+
+
+@jit
+def dense_block(Xt, W, b, m, Z):
+    """Z[c, t] = b_c + Σ_k W[k, c] Xt[k, t] for t < m: a dense layer on one block of rows."""
+    for c in range(W.shape[1]):
+        for t in range(m):
+            Z[c, t] = b[c]
+        for k in range(W.shape[0]):
+            w_kc = W[k, c]
+            for t in range(m):
+                Z[c, t] += w_kc * Xt[k, t]
+
+
+@jit
+def dense_grad_block(Xt, G, m, grad_W, grad_b):
+    """The dense layer's gradient sums over one block, given G = ∂L/∂Z (C, BLOCK_ROWS):
+    grad_W[k, c] += Σ_t Xt[k, t] G[c, t],  grad_b[c] += Σ_t G[c, t]."""
+    for c in range(G.shape[0]):
+        g_b = 0.0
+        for t in range(m):
+            g_b += G[c, t]
+        grad_b[c] += g_b
+        for k in range(Xt.shape[0]):
+            g = 0.0
+            for t in range(m):
+                g += Xt[k, t] * G[c, t]
+            grad_W[k, c] += g
+
+
+@jit
+def softmax_rows(X, y, W, b, start, stop, grad_W, grad_b):
+    """Rows start..stop of softmax regression: add the gradient sums, return Σ_i -log p_i[y_i].
+
+    Per block (t indexes its rows):
+      Z[c, t] = b_c + Σ_k W[k, c] x_tk              logits
+      δ[c, t] = softmax(Z[:, t])_c - [c = y_t]       ∂(-log p_t[y_t]) / ∂Z[c, t]
+      grad_W += Σ_t x_t δ[:, t]ᵀ,  grad_b += Σ_t δ[:, t]
+    """
+    d, C = W.shape
+    Xt = np.empty((d, BLOCK_ROWS))
+    Z = np.empty((C, BLOCK_ROWS))
+    scratch = np.empty((5, BLOCK_ROWS))
+    loss = 0.0
+    for i0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - i0)
+        transpose_block(X, i0, m, Xt)
+        dense_block(Xt, W, b, m, Z)
+        loss += cross_entropy_block(Z, y, i0, m, scratch)   # Z becomes δ
+        dense_grad_block(Xt, Z, m, grad_W, grad_b)
+    return loss
+
+
+@jit
+def mlp_classifier_rows(X, y, W1, b1, W2, b2, start, stop, grad_W1, grad_b1, grad_W2, grad_b2):
+    """Rows start..stop of Dense(h, relu) -> Dense(C) -> softmax: add the gradient sums, return
+    Σ_i -log p_i[y_i].
+
+    Per block (t indexes its rows):
+      A[j, t] = relu(b1_j + Σ_k W1[k, j] x_tk)        hidden activations
+      Z[c, t] = b2_c + Σ_j W2[j, c] A[j, t]           logits; δ2 = softmax - onehot as for softmax
+      grad_W2 += Σ_t A[:, t] δ2[:, t]ᵀ,  grad_b2 += Σ_t δ2[:, t]
+      δ1[j, t] = [A[j, t] > 0] Σ_c W2[j, c] δ2[c, t]  back through ReLU (relu'(0) = 0)
+      grad_W1 += Σ_t x_t δ1[:, t]ᵀ,  grad_b1 += Σ_t δ1[:, t]
+    """
+    d, h = W1.shape
+    C = W2.shape[1]
+    Xt = np.empty((d, BLOCK_ROWS))
+    A = np.empty((h, BLOCK_ROWS))
+    Z = np.empty((C, BLOCK_ROWS))
+    delta = np.empty((h, BLOCK_ROWS))
+    no_bias = np.zeros(h)
+    scratch = np.empty((5, BLOCK_ROWS))
+    loss = 0.0
+    for i0 in range(start, stop, BLOCK_ROWS):
+        m = min(BLOCK_ROWS, stop - i0)
+        transpose_block(X, i0, m, Xt)
+        dense_block(Xt, W1, b1, m, A)
+        for j in range(h):
+            for t in range(m):
+                z = A[j, t]
+                A[j, t] = 0.0 if z <= 0.0 else z             # relu(z); a NaN stays NaN
+        dense_block(A, W2, b2, m, Z)
+        loss += cross_entropy_block(Z, y, i0, m, scratch)   # Z becomes δ2
+        dense_grad_block(A, Z, m, grad_W2, grad_b2)
+        dense_block(Z, W2.T, no_bias, m, delta)             # δ1 before the ReLU mask: W2 δ2
+        for j in range(h):
+            for t in range(m):
+                delta[j, t] = delta[j, t] if A[j, t] > 0.0 else 0.0
+        dense_grad_block(Xt, delta, m, grad_W1, grad_b1)
+    return loss
+
+
+@jit
+def classifier_finish(n, partial):
+    """Add the chunks' partial sums [Σ gradient (P), Σ loss] in chunk order and divide by n:
+    (loss, gradient (P,)), the gradient laid out like the model's flat theta."""
+    P = partial.shape[1] - 1
+    total = np.zeros(P + 1)
+    for c in range(partial.shape[0]):
+        for p in range(P + 1):
+            total[p] += partial[c, p]
+    return total[P] / n, total[:P] / n
+
+
+@jit
+def softmax_chunk(X, y, W, b, bounds, c, partial):
+    """Chunk c's partial sums into row c of partial (num_chunks, d*C + C + 1):
+    [Σ ∂/∂W (row by row), Σ ∂/∂b, Σ loss]."""
+    d, C = W.shape
+    row = partial[c]
+    row[d * C + C] = softmax_rows(X, y, W, b, bounds[c], bounds[c + 1],
+                                  row[:d * C].reshape((d, C)), row[d * C:d * C + C])
+
+
+@jit
+def softmax_split(d, C, loss, grad):
+    return loss, grad[:d * C].reshape((d, C)), grad[d * C:]
+
+
+@jit_entry
+def softmax_loss_grad_serial(X, y, W, b):
+    """(loss, grad_W (d, C), grad_b (C,)) of the mean cross-entropy of softmax(X W + b), one thread."""
+    d, C = W.shape
+    bounds = chunk_bounds(X.shape[0])
+    partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))
+    for c in range(partial.shape[0]):
+        softmax_chunk(X, y, W, b, bounds, c, partial)
+    loss, grad = classifier_finish(X.shape[0], partial)
+    return softmax_split(d, C, loss, grad)
+
+
+@jit_parallel
+def softmax_loss_grad_parallel(X, y, W, b):
+    """Same result as `softmax_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
+    d, C = W.shape
+    bounds = chunk_bounds(X.shape[0])
+    partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))
+    for c in prange(partial.shape[0]):
+        softmax_chunk(X, y, W, b, bounds, c, partial)
+    loss, grad = classifier_finish(X.shape[0], partial)
+    return softmax_split(d, C, loss, grad)
+
+
+@jit
+def mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial):
+    """Chunk c's partial sums into row c of partial (num_chunks, P + 1), P = d h + h + h C + C:
+    [Σ ∂/∂W1, Σ ∂/∂b1, Σ ∂/∂W2, Σ ∂/∂b2 (matrices row by row), Σ loss]."""
+    d, h = W1.shape
+    C = W2.shape[1]
+    row = partial[c]
+    o = d * h + h   # where W2's gradient starts
+    row[o + h * C + C] = mlp_classifier_rows(
+        X, y, W1, b1, W2, b2, bounds[c], bounds[c + 1], row[:d * h].reshape((d, h)),
+        row[d * h:o], row[o:o + h * C].reshape((h, C)), row[o + h * C:o + h * C + C])
+
+
+@jit
+def mlp_classifier_split(d, h, C, loss, grad):
+    o = d * h + h
+    return (loss, grad[:d * h].reshape((d, h)), grad[d * h:o], grad[o:o + h * C].reshape((h, C)),
+            grad[o + h * C:])
+
+
+@jit_entry
+def mlp_classifier_loss_grad_serial(X, y, W1, b1, W2, b2):
+    """(loss, grad_W1, grad_b1, grad_W2, grad_b2) of the mean cross-entropy, one thread."""
+    d, h = W1.shape
+    C = W2.shape[1]
+    bounds = chunk_bounds(X.shape[0])
+    partial = np.zeros((bounds.shape[0] - 1, d * h + h + h * C + C + 1))
+    for c in range(partial.shape[0]):
+        mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
+    loss, grad = classifier_finish(X.shape[0], partial)
+    return mlp_classifier_split(d, h, C, loss, grad)
+
+
+@jit_parallel
+def mlp_classifier_loss_grad_parallel(X, y, W1, b1, W2, b2):
+    """Same result as `mlp_classifier_loss_grad_serial`, bit for bit, with the chunks spread over
+    threads."""
+    d, h = W1.shape
+    C = W2.shape[1]
+    bounds = chunk_bounds(X.shape[0])
+    partial = np.zeros((bounds.shape[0] - 1, d * h + h + h * C + C + 1))
+    for c in prange(partial.shape[0]):
+        mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
+    loss, grad = classifier_finish(X.shape[0], partial)
+    return mlp_classifier_split(d, h, C, loss, grad)
