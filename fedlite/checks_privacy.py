@@ -144,7 +144,8 @@ def input_from_first_layer(fn):
 # ---------------------------------------------------------------------- 08 secure aggregation
 
 def _mask_case(rng, K, P, modulus, label):
-    pairs = {(i, j): rng.integers(0, modulus, size=P) for i in range(K) for j in range(i + 1, K)}
+    pairs = {(i, j): rng.integers(1, modulus, size=P)  # a zero mask would hide nothing
+             for i in range(K) for j in range(i + 1, K)}
     return f"{label}{K} participants, modulus {modulus}", K, P, modulus, pairs
 
 

@@ -11,6 +11,7 @@ import decimal
 import fractions
 import importlib.util
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,92 @@ def _equal(a, b):
     if isinstance(a, (list, tuple)):
         return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_equal, a, b))
     return np.shape(a) == np.shape(b) and np.array_equal(a, b)
+
+
+# ------------------------------------------------------------------ the contract, as tests
+
+STUBS = [  # (a student's function, words the verdict must contain)
+    (stub_none, ["returned None", "stub"]),
+    (stub_not_implemented, ["still the stub", "NotImplementedError"]),
+    (crashes, ["raised ZeroDivisionError: division by zero"]),
+    (exits, ["raised SystemExit"]),
+    (None, ["pass your function itself", "you passed None"]),
+    ("not a function", ["pass your function itself", "you passed a str"]),
+]
+
+
+class CheckerContract:
+    """The tests every checker module passes.  Subclass it as `TestContract` in a test file and
+    set: checks (the module), solutions (the teachers' module), checkers (the names), and the
+    lists wrong [(checker, fn, words, absent)], calls_fedlite [(checker, fn, dotted name)] and
+    other_forms [(checker, fn)]: correct answers written differently from the solution."""
+
+    checks = solutions = None
+    checkers = wrong = calls_fedlite = other_forms = ()
+
+    def pytest_generate_tests(self, metafunc):
+        exercises = sorted(self.checks._EXERCISES)
+        values = {
+            "checker": (self.checkers, list(self.checkers)),
+            "exercise": (exercises, exercises),
+            "stub": (STUBS, ["none", "not_implemented", "crash", "exit", "None", "str"]),
+            "mistake": (self.wrong, [f"{w[0]}-{getattr(w[1], '__name__', '')}"
+                                     for w in self.wrong]),
+            "library_call": (self.calls_fedlite, [f"{c[0]}-{c[2]}" for c in self.calls_fedlite]),
+            "form": (self.other_forms, [f"{f[0]}-{i}" for i, f in enumerate(self.other_forms)]),
+        }
+        for name in metafunc.fixturenames:
+            if name in values:
+                metafunc.parametrize(name, values[name][0], ids=values[name][1])
+
+    def run(self, capsys, checker, fn):
+        return run(capsys, self.checks, checker, fn)
+
+    def num_outputs(self, checker):
+        exercise = self.checks._EXERCISES.get(checker)
+        return len(exercise.outputs) if exercise else 1
+
+    def test_accepts_the_reference_solution(self, capsys, checker):
+        assert_accepted(*self.run(capsys, checker, getattr(self.solutions, checker)))
+
+    def test_accepts_other_correct_forms(self, capsys, form):
+        assert_accepted(*self.run(capsys, *form))
+
+    def test_names_the_mistake_only_when_it_fits_every_case(self, capsys, mistake):
+        checker, fn, words, absent = mistake
+        assert_rejected(*self.run(capsys, checker, fn), words, absent)
+
+    def test_fixed_cases_tell_the_mistakes_apart(self, exercise):
+        assert_cases_tell_mistakes_apart(self.checks._EXERCISES[exercise])
+
+    def test_stubs_and_crashes_give_a_verdict_not_an_exception(self, capsys, checker, stub):
+        fn, words = stub
+        assert_rejected(*self.run(capsys, checker, fn), words)
+
+    def test_hostile_answers_get_a_verdict_not_an_exception(self, capsys, checker):
+        assert_hostile_answers_get_a_verdict(capsys, self.checks, checker,
+                                             self.num_outputs(checker))
+
+    def test_output_is_deterministic(self, capsys, checker):
+        assert_deterministic(capsys, self.checks, checker, getattr(self.solutions, checker))
+
+    def test_fallback_hint_points_to_the_notebook_and_is_not_the_formula(self, capsys, exercise):
+        nudge = self.checks._EXERCISES[exercise].nudge
+        assert "notebook" in nudge and "=" not in nudge and "Recall" not in nudge
+        result, out = self.run(capsys, exercise, nudged(getattr(self.solutions, exercise)))
+        assert_rejected(result, out, ["is off", nudge])
+
+    def test_a_table_of_the_fixed_answers_fails_on_fresh_cases(self, capsys, exercise):
+        """The printed case is the failing one, ready to paste: it rebuilds result.case."""
+        cheat = lookup_table(self.checks._EXERCISES[exercise], getattr(self.solutions, exercise))
+        result, out = self.run(capsys, exercise, cheat)
+        assert_rejected(result, out, ["a fresh random case", "The case: cheat("])
+        seen = []
+        call = re.search(r"The case: (cheat\(.*\))$", out, re.M).group(1)
+        eval(call, {"np": np, "cheat": lambda **kwargs: seen.append(kwargs)})  # noqa: S307
+        assert seen[0].keys() == result.case.keys()
+        assert all(_equal(seen[0][name], result.case[name]) for name in seen[0])
+
+    def test_an_answer_that_calls_fedlite_is_told_so_and_not_passed(self, capsys, library_call):
+        checker, fn, name = library_call
+        assert_rejected(*self.run(capsys, checker, fn), [f"calls {name}", "yourself"])
