@@ -8,6 +8,7 @@ raises, whatever the student's function does.  A named mistake must fit the answ
 fixed case, so the fixed cases must tell the mistakes apart (`assert_cases_tell_mistakes_apart`).
 """
 import decimal
+import json
 import fractions
 import importlib.util
 import itertools
@@ -19,6 +20,7 @@ import numpy as np
 from fedlite._checking import RAISES, CheckResult, close
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def load_solutions(filename):
@@ -268,6 +270,18 @@ class CheckerContract:
         assert "notebook" in nudge and "=" not in nudge and "Recall" not in nudge
         result, out = self.run(capsys, exercise, nudged(getattr(self.solutions, exercise)))
         assert_rejected(result, out, ["is off", nudge])
+
+    def test_fallback_hint_names_a_section_that_exists(self, exercise):
+        """The nudge's '"<heading>" in notebook NN' is a heading of that notebook (a renamed
+        section or a renumbered notebook would leave the hint pointing nowhere)."""
+        nudge = " ".join(self.checks._EXERCISES[exercise].nudge.split())
+        title, number = re.search(r'"([^"]+)"\)? in notebook (\d\d)', nudge).groups()
+        (path,) = NOTEBOOKS.glob(f"{number}_*.ipynb")
+        headings = [line.lstrip("#").strip().replace("$", "")
+                    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                    if cell["cell_type"] == "markdown"
+                    for line in "".join(cell["source"]).splitlines() if line.startswith("#")]
+        assert title in headings, (title, path.name)
 
     def test_a_table_of_the_fixed_answers_fails_on_fresh_cases(self, capsys, exercise):
         """The printed case is the failing one, ready to paste: it rebuilds result.case."""

@@ -398,6 +398,12 @@ def test_a_function_right_only_on_the_fixed_shapes_is_caught_with_its_case(capsy
     assert set(result.case) == {"X", "y", "w", "b"}
 
 
+@pytest.mark.parametrize("value", [decimal.Decimal("0.18"), fractions.Fraction(18, 100)])
+def test_decimal_and_fraction_answers_are_judged_as_the_numbers_they_are(capsys, value):
+    contract.assert_rejected(*run(capsys, "linear_loss", lambda *args: value),
+                             ["your answer is off", "largest error"], ["should be"])
+
+
 def test_an_answer_that_replaces_the_reference_is_caught_and_undone(capsys):
     original = reference.linear_loss_grad
 
