@@ -33,7 +33,7 @@ import numpy as np
 from . import engine
 from .parameters import BYTES_PER_VALUE
 from .validation import (UpdateOverflowError, as_float, as_float_array, as_int,
-                         check_allocation)
+                         as_int_array, check_allocation)
 
 FULL_PRECISION_BITS = 64   # bits=64: no quantisation, the float64 values are sent as they are
 MAX_PARAMS = 2**53         # parameter counts up to this are exact as float64 (num_kept)
@@ -331,19 +331,11 @@ def _check_bits(bits):
 
 def _as_whole_numbers(value, name, maximum, maximum_text):
     """A non-empty 1-D array of integers in 0..maximum, as uint64 (exact whatever the dtype)."""
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists, objects whose __array__ raises
-        raise TypeError(f"{name} must be a 1-D array of integers; {exc}") from None
-    if array.dtype.kind not in "iu":   # not bool, float, complex, str or object
-        raise TypeError(f"{name} must be integers in 0..{maximum_text}; got dtype {array.dtype}")
-    if array.ndim != 1 or array.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array; got shape {array.shape}")
-    low, high = int(array.min()), int(array.max())
-    if low < 0 or high > maximum:
-        raise ValueError(f"{name} must be in 0..{maximum_text} = {maximum}; got values from "
-                         f"{low} to {high}")
-    return array.astype(np.uint64)
+    array = as_int_array(value, name, 1, 0, maximum, np.uint64,
+                         range_text=f"0..{maximum_text} = {maximum}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    return array
 
 
 def _as_codes(codes, bits):

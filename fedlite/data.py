@@ -75,8 +75,8 @@ def add_noise(y_clean, noise, rng):
     with np.errstate(over="ignore", invalid="ignore"):
         y = y_clean + noise * rng.standard_normal(len(y_clean))
     if not np.isfinite(y).all():
-        raise ValueError(f"noise = {noise:g} is so large that y overflows float64 (|y| > 1.8e308); "
-                         f"use a smaller noise")
+        raise ValueError(f"noise = {noise:g} is so large that y overflows float64 "
+                         f"(|y| > 1.8e308); use a smaller noise")
     return y
 
 

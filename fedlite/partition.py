@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import add_noise
-from .validation import as_data, as_float, as_float_array, as_int, check_allocation
+from .validation import (as_data, as_float, as_float_array, as_int, as_int_array,
+                         check_allocation)
 
 SCHEMES = ("iid", "quantity", "covariate")
 ALIASES = {"quantity_skew": "quantity", "covariate_shift": "covariate"}
@@ -51,8 +52,8 @@ class Federation:
 
     def __post_init__(self):
         X, y = as_data(self.X, self.y)
-        offsets = _as_int_array(self.offsets, "offsets")
-        index = _as_int_array(self.index, "index")
+        offsets = as_int_array(self.offsets, "offsets")
+        index = as_int_array(self.index, "index")
         _check_offsets(offsets, len(y))
         if not np.array_equal(np.sort(index), np.arange(len(y))):
             raise ValueError(f"index must be a permutation of 0..{len(y) - 1} (one entry per row)")
@@ -120,8 +121,8 @@ class Federation:
             raise TypeError(f"participant_id must be an integer; "
                             f"got {type(participant_id).__name__}")
         if not 0 <= participant_id < K:
-            raise ParticipantIdError(f"participant_id must be in 0..{K - 1} (there are {K} participants); "
-                             f"got {participant_id}")
+            raise ParticipantIdError(f"participant_id must be in 0..{K - 1} "
+                                     f"(there are {K} participants); got {participant_id}")
         start, stop = self.offsets[participant_id], self.offsets[participant_id + 1]
         return self.X[start:stop], self.y[start:stop]
 
@@ -362,18 +363,6 @@ def _as_list(parts, name):
     except Exception:  # not iterable, or its iterator raises
         raise TypeError(f"{name} must be a list of arrays, one per participant; "
                         f"got {type(parts).__name__}") from None
-
-
-def _as_int_array(value, name):
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists, objects whose __array__ raises
-        raise TypeError(f"{name} must be a 1-D array of integers; {exc}") from None
-    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must be an array of integers; got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D; got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _check_offsets(offsets, N):

@@ -40,6 +40,33 @@ def as_float_array(value, name, ndim, shape=None, check_finite=True):
     return array
 
 
+def as_int_array(value, name, ndim=1, minimum=None, maximum=None, dtype=np.int64,
+                 range_text=None):
+    """`value` as a C-contiguous integer array of `dtype` with `ndim` dims, entries in
+    [minimum, maximum] (bounds optional, inclusive, compared exactly before any conversion).
+
+    Bools, floats (even whole ones), complex, strings and objects are refused, so nothing is
+    truncated or wrapped silently.  range_text says the range in the message (default
+    "minimum..maximum").
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"{name} must be an array of integers; {exc}") from None
+    if array.dtype.kind not in "iu":   # signed/unsigned int; not bool, float, complex, str
+        raise TypeError(f"{name} must hold integers; got dtype {array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {array.shape}")
+    if array.size and (minimum is not None or maximum is not None):
+        low, high = int(array.min()), int(array.max())
+        if (minimum is not None and low < minimum) or (maximum is not None and high > maximum):
+            if range_text is None:
+                range_text = (f"{'' if minimum is None else minimum}.."
+                              f"{'' if maximum is None else maximum}")
+            raise ValueError(f"{name} must be in {range_text}; got values from {low} to {high}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
 def check_finite_values(array, name):
     """Raise ValueError if the float array holds a NaN or an inf."""
     if not np.isfinite(array).all():

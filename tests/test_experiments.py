@@ -141,7 +141,8 @@ def test_divergence_reason_falls_back_to_lr_where_no_condition_is_exact():
     federation, _, _ = make_concept_shift(4, 10, 2, seed=0)
     mlp = simulate(federation, model="mlp", hidden=3, lr=50.0, num_rounds=20)
     assert mlp.diverged
-    assert experiments.divergence_reason(mlp, federation) == "lr = 50 is too large; try a smaller one"
+    reason = experiments.divergence_reason(mlp, federation)
+    assert reason == "lr = 50 is too large; try a smaller one"
 
 
 def test_convergence_federation_is_the_split_convergence_run_uses(data):

@@ -324,7 +324,8 @@ def test_federation_keeps_its_own_copy_of_what_it_was_given():
      r"y_parts\[0\] has 3 values but X_parts\[0\] has 2 rows"),
     ([np.ones((2, 3)), np.ones((3, 2))], [np.ones(2), np.ones(3)],
      r"X_parts\[1\] must have shape \(n_k, 3\)"),
-    ([np.ones((2, 3)), np.ones((0, 3))], [np.ones(2), np.ones(0)], r"X_parts\[1\] must not be empty"),
+    ([np.ones((2, 3)), np.ones((0, 3))], [np.ones(2), np.ones(0)],
+     r"X_parts\[1\] must not be empty"),
     ([np.ones(3)], [np.ones(3)], r"X_parts\[0\] must be 2-D"),
     ([np.ones((2, 1))], [np.ones((2, 1))], r"y_parts\[0\] must be 1-D"),
     ([np.array([[1.0], [np.nan]])], [np.ones(2)], r"X_parts\[0\] must contain only finite"),
@@ -337,7 +338,8 @@ def test_from_participants_checks_each_piece_naming_it(X_parts, y_parts, match):
 
 
 @pytest.mark.parametrize("X_parts, y_parts, match", [
-    (5, [np.ones(2)], "X_parts must be a list"), ([np.ones((2, 1))], None, "y_parts must be a list"),
+    (5, [np.ones(2)], "X_parts must be a list"),
+    ([np.ones((2, 1))], None, "y_parts must be a list"),
     ("ab", [np.ones(2)], "X_parts must be a list"),
     ([[["a"], ["b"]]], [np.ones(2)], r"X_parts\[0\] must hold real numbers"),
 ])

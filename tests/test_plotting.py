@@ -193,9 +193,8 @@ BAD_PLOTS = {
     "fit predict not callable": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0, 2.0],
                                                                         "sin"), TypeError,
                                  "^predict"),
-    "fit label not a string": (lambda runs, fed: plotting.plot_fit_1d([0.0, 1.0], [1.0, 2.0],
-                                                                      np.sin, label=_Unconvertible()),
-                               TypeError, "^label"),
+    "fit label not a string": (lambda runs, fed: plotting.plot_fit_1d(
+        [0.0, 1.0], [1.0, 2.0], np.sin, label=_Unconvertible()), TypeError, "^label"),
     "curve on no Axes": (lambda runs, fed: plotting.LossCurve(None), TypeError, "^ax"),
     "curve lengths differ": (lambda runs, fed: plotting.LossCurve(new_ax()).set_data(
         [0.0, 1.0], [1.0]), ValueError, "^loss"),
