@@ -32,7 +32,7 @@ import numpy as np
 
 from . import engine
 from .parameters import BYTES_PER_VALUE
-from .validation import (UpdateOverflowError, as_float, as_float_array, as_int,
+from .validation import (UpdateOverflowError, as_array_of, as_float, as_float_array, as_int,
                          as_int_array, check_allocation)
 
 FULL_PRECISION_BITS = 64   # bits=64: no quantisation, the float64 values are sent as they are
@@ -67,17 +67,8 @@ def message_nbytes(message):
     if not isinstance(message, (tuple, list)):
         raise TypeError(f"message must be a tuple or list of arrays, e.g. (indices, values); "
                         f"got {type(message).__name__}")
-    total = 0
-    for i, part in enumerate(message):
-        try:
-            array = np.asarray(part)
-        except Exception as exc:
-            raise TypeError(f"message[{i}] must be a numeric array; {exc}") from None
-        if array.dtype.kind not in "iuf":
-            raise TypeError(f"message[{i}] must be a numeric array (ints or floats); "
-                            f"got dtype {array.dtype}")
-        total += array.nbytes
-    return int(total)
+    return int(sum(as_array_of(part, f"message[{i}]", "iuf", "numbers (ints or floats)").nbytes
+                   for i, part in enumerate(message)))
 
 
 def message_bytes(num_params, *, k=None, bits=None):

@@ -40,6 +40,18 @@ def as_float_array(value, name, ndim, shape=None, check_finite=True):
     return array
 
 
+def as_array_of(value, name, kinds, what):
+    """np.asarray(value) if its dtype kind is one of `kinds` (e.g. "iu"), else TypeError naming
+    `name` and saying it must hold `what` (e.g. "integers").  No copy, no conversion."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists, objects whose __array__ raises
+        raise TypeError(f"{name} must be an array of {what}; {exc}") from None
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"{name} must hold {what}; got dtype {array.dtype}")
+    return array
+
+
 def as_int_array(value, name, ndim=1, minimum=None, maximum=None, dtype=np.int64,
                  range_text=None):
     """`value` as a C-contiguous integer array of `dtype` with `ndim` dims, entries in
@@ -49,12 +61,7 @@ def as_int_array(value, name, ndim=1, minimum=None, maximum=None, dtype=np.int64
     truncated or wrapped silently.  range_text says the range in the message (default
     "minimum..maximum").
     """
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists, objects whose __array__ raises
-        raise TypeError(f"{name} must be an array of integers; {exc}") from None
-    if array.dtype.kind not in "iu":   # signed/unsigned int; not bool, float, complex, str
-        raise TypeError(f"{name} must hold integers; got dtype {array.dtype}")
+    array = as_array_of(value, name, "iu", "integers")
     if array.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D; got shape {array.shape}")
     if array.size and (minimum is not None or maximum is not None):
