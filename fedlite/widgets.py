@@ -549,3 +549,73 @@ def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rat
                         f"{run.clipped.mean():.0%} of the updates were clipped", "ok")
 
     return Explorer(controls, compute, draw, figure, curves, first)
+
+
+# ----------------------------------------------------------------------------- drift correction
+DRIFT_CORRECTION_COLORS = {"FedAvg": "C1", "FedProx": "C2", "SCAFFOLD": "C3"}
+DISTANCE_FLOOR = 1e-16  # distances below this (round-off) are drawn at it, so log axes work
+SERVER_OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "momentum (FedAvgM)",
+                          "adam": "Adam (FedAdam)", "yogi": "Yogi (FedYogi)",
+                          "adagrad": "Adagrad (FedAdagrad)"}
+
+
+def drift_correction_explorer(*, server_optimizer="sgd", server_lr=None, local_epochs=10,
+                              mu=1.0, lr=0.05, num_rounds=150, batch_size=None, spread=1.0,
+                              num_participants=10, samples_per_participant=20, num_features=5,
+                              seed=0):
+    """Client drift corrected: distance to the pooled optimum (w*, b*) per round of FedAvg,
+    FedProx(mu) and SCAFFOLD on concept-shift data, all with the same server optimiser.
+
+    Controls: the server optimiser (a dropdown), server_lr (log scale; None = simulate's
+    default for the optimiser) and local_epochs.  Runs: `experiments.drift_correction_runs`
+    (the other arguments are passed to it unchanged).
+    """
+    settings = dict(mu=mu, lr=lr, num_rounds=num_rounds, batch_size=batch_size, spread=spread,
+                    num_participants=num_participants,
+                    samples_per_participant=samples_per_participant,
+                    num_features=num_features, seed=seed)
+
+    def compute(server_optimizer, server_lr, local_epochs):
+        return experiments.drift_correction_runs(
+            server_optimizer=server_optimizer, server_lr=server_lr, local_epochs=local_epochs,
+            **settings)
+
+    first = compute(server_optimizer, server_lr, local_epochs)  # simulate's own messages
+    config = first["FedAvg"][0].config
+    controls = {
+        "server_optimizer": widgets.Dropdown(
+            options=[(label, name) for name, label in SERVER_OPTIMIZER_NAMES.items()],
+            value=config["server_optimizer"], description="server optimiser",
+            style=_SLIDER["style"]),
+        "server_lr": _log_slider(config["server_lr"], "server_lr", low=-2, high=1, step=0.1),
+        "local_epochs": widgets.IntSlider(config["local_epochs"], min=1,
+                                          max=max(30, config["local_epochs"]),
+                                          description="local epochs", **_SLIDER)}
+    figure = _figure(figsize=(8, 4.5))
+    ax = figure.axes[0]
+    curves = {name: LossCurve(ax, name, color=color, linewidth=2)
+              for name, color in DRIFT_CORRECTION_COLORS.items()}
+    _loss_axes(ax, num_rounds, ylabel="distance to the pooled optimum (w*, b*)")
+
+    def draw(runs):
+        c = runs["FedAvg"][0].config
+        for name, (history, distance) in runs.items():
+            curves[name].set_data(np.arange(len(distance)),
+                                  np.maximum(distance, DISTANCE_FLOOR), history.diverged_at)
+            label = f"FedProx, mu={history.config['mu']:g}" if name == "FedProx" else name
+            curves[name].line.set_label(f"{label}: ends {distance[-1]:.2g} from (w*, b*)")
+        ax.legend()
+        ax.set_title(f"Server: {SERVER_OPTIMIZER_NAMES[c['server_optimizer']]}, "
+                     f"server_lr = {c['server_lr']:.3g}; "
+                     f"{count_text(c['local_epochs'], 'local epoch')}, lr = {c['lr']:g}")
+        diverged = [f"{name} diverged at round {history.diverged_at}"
+                    for name, (history, _) in runs.items() if history.diverged]
+        if diverged:
+            return _message("; ".join(diverged) + f": its steps are too large (lr = "
+                            f"{c['lr']:.3g} with {count_text(c['local_epochs'], 'local epoch')},"
+                            f" server_lr = {c['server_lr']:.3g}); try a smaller server_lr",
+                            "warning")
+        return _message("Final distance to the pooled optimum (w*, b*): " + ", ".join(
+            f"{name} {distance[-1]:.2g}" for name, (_, distance) in runs.items()), "ok")
+
+    return Explorer(controls, compute, draw, figure, curves, first)
