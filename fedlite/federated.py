@@ -113,9 +113,10 @@ def make_participants(federation, keys=None, model="linear", hidden=10, seed=0):
     keys: each participant's shuffling key; None = the keys `fedlite.simulate(..., seed=seed)`
     uses, so the participants draw the same minibatches as the simulator.
     """
+    from .simulation import _build_model, participant_keys_for_seed
     if keys is None:
-        from .simulation import participant_keys_for_seed
         keys = participant_keys_for_seed(seed, federation.num_participants)
+    model = _build_model(model, federation, hidden)   # one model for all (a classifier's classes)
     return [Participant(k, *federation.participant(k), keys[k], model, hidden)
             for k in range(federation.num_participants)]
 

@@ -87,6 +87,14 @@ class History:
                      continues the run exactly where it stopped
     metrics          {name: (R,) array} per-round extras some models record (e.g. LoRA's
                      aggregation error)
+    Evaluation, each (R+1,) or (R+1, K) with [0] before training, None when it does not apply:
+    accuracy, participant_accuracy   classifiers: accuracy on the training data, pooled and
+                                     each participant's on its own rows
+    test_loss, test_accuracy         with simulate(test=...): the global model on the test data
+                                     (test_accuracy for classifiers)
+    participant_test_accuracy        with test= a Federation of held-out shares (one per
+                                     participant, `partition.split_held_out`): each
+                                     participant's accuracy on its own held-out share
     """
 
     loss: np.ndarray
@@ -100,6 +108,11 @@ class History:
     model: object = field(default=None, repr=False)
     state: RunState | None = field(default=None, repr=False)
     metrics: dict = field(default_factory=dict, repr=False)
+    accuracy: np.ndarray | None = field(default=None, repr=False)
+    participant_accuracy: np.ndarray | None = field(default=None, repr=False)
+    test_loss: np.ndarray | None = field(default=None, repr=False)
+    test_accuracy: np.ndarray | None = field(default=None, repr=False)
+    participant_test_accuracy: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def params(self):
@@ -120,6 +133,11 @@ class History:
         """(R+1,) cumulative bytes sent both ways up to each round; [0] = 0."""
         return np.concatenate([[0], np.cumsum(self.bytes_up + self.bytes_down)])
 
+    def evaluation(self):
+        """{name: array} of the evaluation records this run has (accuracy, test_loss, ...)."""
+        return {name: getattr(self, name) for name in Evaluation.NAMES
+                if getattr(self, name) is not None}
+
     def rounds_to(self, target_loss):
         """First round whose global loss is <= target_loss, or None if never reached."""
         from .validation import as_float
@@ -136,7 +154,7 @@ class History:
 def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, local_epochs=1,
              batch_size=None, mu=0.0, participation=1.0, hidden=10, seed=0, init=None,
              aggregator=None, server_optimizer="sgd", server_lr=None, server_momentum=0.9,
-             beta1=0.9, beta2=0.99, tau=1e-3, resume=None):
+             beta1=0.9, beta2=0.99, tau=1e-3, resume=None, test=None):
     """Simulate federated training of `model` on `federation`; returns a `History`.
 
     federation    a `fedlite.Federation` (participant k holds rows offsets[k]:offsets[k+1])
@@ -165,10 +183,15 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
     resume        a History of an earlier run on the same federation with the same model and
                   algorithm: continue it (its rounds, control variates, optimiser moments,
                   selection and minibatch streams); the new History holds the whole run
+    test          None, (X_test, y_test), or a Federation of held-out shares with the same
+                  participants (`partition.split_held_out`): evaluate the global model on it
+                  before training and after every round (History.test_loss, test_accuracy,
+                  participant_test_accuracy)
     """
     federation = check_federation(federation)
     d = federation.num_features
-    model = build_model(model, d, hidden)
+    model = _build_model(model, federation, hidden)
+    evaluate = Evaluation(model, federation, test)
     config = RunConfig.build(
         model_name=model.name, num_features=d,
         smallest_participant=int(federation.sizes.min()), algorithm=algorithm,
@@ -191,6 +214,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
         past = _check_resume(resume, federation, model, config)
         state = past.state
         losses, loss0 = [past.participant_loss[-1]], float(past.loss[0])
+        evaluate.records = {name: [values[-1]] for name, values in past.evaluation().items()}
     else:
         past = None
         theta = (model.init(np.random.default_rng(seeds.init)) if init is None
@@ -199,6 +223,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                          {**algo.init_server_state(P), "optimizer": optimizer.init(P)})
         losses = [_losses(model, federation, theta)]
         loss0 = _global_loss(losses[0], sizes)
+        evaluate(theta)
         if not np.isfinite(loss0):
             raise ValueError(
                 "the loss at the starting parameters is not finite although the data are: it "
@@ -246,6 +271,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                 metrics.setdefault(name, []).append(value)
             theta, participant_state, server_state = (new_theta, new_participant_state,
                                                       new_server_state)
+            evaluate(theta)
             losses.append(new_losses)
             selected.append(chosen)
             sent_up.append(sent)
@@ -264,6 +290,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
         model=model,
         state=RunState(state.round + R, theta, participant_state, server_state),
         metrics={name: np.array(values) for name, values in metrics.items()},
+        **evaluate.arrays(),
     )
     return history if past is None else _joined(past, history)
 
@@ -316,6 +343,82 @@ def check_federation(federation):
         raise ValueError("federation's arrays were changed after it was made (its offsets no "
                          "longer fit its data); make a new one with fedlite.split")
     return federation
+
+
+class Evaluation:
+    """What a run measures besides the training loss, before training and after every round.
+
+    Classifiers (models with `predict` and `accuracy`): accuracy on the training data, pooled
+    and per participant.  With test data: the test loss (and accuracy), and with a Federation
+    of held-out shares, each participant's accuracy on its own share.
+    """
+
+    NAMES = ("accuracy", "participant_accuracy", "test_loss", "test_accuracy",
+             "participant_test_accuracy")
+
+    def __init__(self, model, federation, test):
+        self.model, self.federation = model, federation
+        self.classifier = callable(getattr(model, "accuracy", None))
+        self.test = self.held_out = None
+        if isinstance(test, Federation):
+            if test.num_participants != federation.num_participants:
+                raise ValueError(f"test must hold one held-out share per participant: the "
+                                 f"federation has {federation.num_participants} participants, "
+                                 f"test has {test.num_participants}")
+            if test.num_features != federation.num_features:
+                raise ValueError(f"test's X must have {federation.num_features} columns like "
+                                 f"the federation's; got {test.num_features}")
+            self.held_out = test
+            self.test = (test.X, test.y)
+        elif test is not None:
+            if not (isinstance(test, tuple) and len(test) == 2):
+                raise TypeError("test must be (X_test, y_test) or a Federation of held-out "
+                                f"shares (partition.split_held_out); got {type(test).__name__}")
+            X_test = as_float_array(test[0], "X_test", 2, ("n", federation.num_features))
+            y_test = as_float_array(test[1], "y_test", 1, (X_test.shape[0],))
+            if self.classifier:
+                y_test = model.check_labels(y_test, name="y_test")
+            self.test = (X_test, y_test)
+        self.records = {}
+
+    def __call__(self, theta):
+        """Measure the model theta; append to the records."""
+        model, record = self.model, self.records
+        if self.classifier:
+            fed = self.federation
+            correct = _correct(model, fed.X, fed.y, theta)
+            record.setdefault("accuracy", []).append(float(correct.mean()))
+            record.setdefault("participant_accuracy", []).append(_per_participant(correct, fed))
+        if self.test is not None:
+            X_test, y_test = self.test
+            record.setdefault("test_loss", []).append(model.loss_grad(X_test, y_test, theta)[0])
+            if self.classifier:
+                correct = _correct(model, X_test, y_test, theta)
+                record.setdefault("test_accuracy", []).append(float(correct.mean()))
+                if self.held_out is not None:
+                    record.setdefault("participant_test_accuracy", []).append(
+                        _per_participant(correct, self.held_out))
+
+    def arrays(self):
+        return {name: np.array(values) for name, values in self.records.items()}
+
+
+def _correct(model, X, y, theta):
+    """1.0 where the model's predicted class is the label, else 0.0, shape (n,)."""
+    return (model.predict(X, theta) == y).astype(np.float64)
+
+
+def _per_participant(values, federation):
+    """Each participant's mean of a per-row quantity, shape (K,)."""
+    return np.add.reduceat(values, federation.offsets[:-1]) / federation.sizes
+
+
+def _build_model(model, federation, hidden):
+    """The model object: a name (a classifier counts its classes in the labels) or an object."""
+    from .core.model import MODELS
+    if isinstance(model, str) and hasattr(MODELS.get(model), "from_data"):
+        return MODELS[model].from_data(federation.num_features, hidden, federation.y)
+    return build_model(model, federation.num_features, hidden)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -429,4 +532,6 @@ def _joined(past, new):
         state=new.state,
         metrics={name: np.concatenate([past.metrics.get(name, np.empty(0)), values])
                  for name, values in new.metrics.items()},
+        **{name: np.concatenate([getattr(past, name), values[1:]])
+           for name, values in new.evaluation().items()},
     )

@@ -12,9 +12,18 @@ from fedlite.core.model import MODELS, LinearModel, MLPModel, build_model, model
 LOCAL = [name for name, algo in ALGORITHMS.items() if algo.reports == "weights"]
 
 
-def federation(K=5, n_per=12, d=3, seed=0, spread=1.0):
+def federation(K=5, n_per=12, d=3, seed=0, spread=1.0, classes=None):
+    """Concept-shift data; with `classes`, y cut at its quantiles into labels 0..classes-1."""
     fed, _, _ = fedlite.make_concept_shift(K, n_per, d, spread=spread, seed=seed)
-    return fed
+    if classes is None:
+        return fed
+    labels = np.digitize(fed.y, np.quantile(fed.y, np.linspace(0, 1, classes + 1)[1:-1]))
+    return fedlite.Federation(fed.X, labels.astype(np.float64), fed.offsets, fed.index)
+
+
+def data_for(model):
+    """A federation the model can learn: labels for classifiers, numbers otherwise."""
+    return federation(classes=3 if hasattr(MODELS[model], "from_data") else None)
 
 
 def settings(algorithm):
@@ -27,7 +36,7 @@ def settings(algorithm):
 def readable_run(fed, history, model, hidden, seed, config):
     """Replay `history`'s rounds with fedlite.federated's Participant and Server objects."""
     participants = federated.make_participants(fed, model=model, hidden=hidden, seed=seed)
-    model_obj = build_model(model, fed.num_features, hidden)
+    model_obj = participants[0].model
     theta = model_obj.init(np.random.default_rng(RunSeeds.from_seed(seed).init))
     server = federated.Server({**config, **history.config.as_dict()}, fed.num_participants,
                               theta.size)
@@ -42,7 +51,7 @@ def readable_run(fed, history, model, hidden, seed, config):
 @pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_the_compiled_engine_equals_the_readable_halves(model, algorithm):
-    fed = federation()
+    fed = data_for(model)
     config = settings(algorithm)
     history = fedlite.simulate(fed, model=model, hidden=3, num_rounds=4, participation=0.6,
                                seed=2, **config)
