@@ -236,9 +236,11 @@ class TopK:
         self.k = num_kept(self.fraction, self.num_params)
         self.residual = np.zeros((K, self.num_params))
 
-    def aggregate(self, reports, num_examples, selected, round_number):
-        """(n_k-weighted mean of the decompressed reports (P,), bytes uploaded this round)."""
-        reports, num_examples, selected = _check_round(self, reports, num_examples, selected)
+    def prepare(self, reports, selected, round_number):
+        """The participant side: each selected participant adds its residual to its report,
+        keeps the k largest entries (what it sends) and the rest as its new residual.
+        Returns what the server reads, (m, P) dense; `last_bytes` holds the message sizes."""
+        reports, selected = _check_reports(self, reports, selected)
         sent = np.empty_like(reports)
         self.last_bytes = []
         for s, k in enumerate(selected):
@@ -253,7 +255,13 @@ class TopK:
             if self.error_feedback:
                 self.residual[k] = corrected - sent[s]       # what is still owed
         self.last_sent = sent
-        return _weighted_mean(sent, num_examples), sum(self.last_bytes)
+        self._prepared = (round_number, sent)
+        return sent
+
+    def aggregate(self, reports, num_examples, selected, round_number):
+        """The server side: (n_k-weighted mean of the decompressed reports (P,), bytes
+        uploaded this round).  Raw reports not yet through `prepare` are prepared first."""
+        return _server_mean(self, reports, num_examples, selected, round_number)
 
 
 class StochasticQuantizer:
@@ -279,9 +287,10 @@ class StochasticQuantizer:
         self.num_participants = K
         self.rngs = [np.random.default_rng(child) for child in seed_sequence.spawn(K)]
 
-    def aggregate(self, reports, num_examples, selected, round_number):
-        """(n_k-weighted mean of the decompressed reports (P,), bytes uploaded this round)."""
-        reports, num_examples, selected = _check_round(self, reports, num_examples, selected)
+    def prepare(self, reports, selected, round_number):
+        """The participant side: each selected participant quantises its own report with its
+        own generator.  Returns what the server reads (m, P); `last_bytes` the message sizes."""
+        reports, selected = _check_reports(self, reports, selected)
         sent = np.empty_like(reports)
         self.last_bytes = []
         for s, k in enumerate(selected):
@@ -299,7 +308,24 @@ class StochasticQuantizer:
                         else unpack_codes(message[0], self.bits, self.num_params))
             sent[s] = dequantize(received, scale, self.bits)
         self.last_sent = sent
-        return _weighted_mean(sent, num_examples), sum(self.last_bytes)
+        self._prepared = (round_number, sent)
+        return sent
+
+    def aggregate(self, reports, num_examples, selected, round_number):
+        """The server side: (n_k-weighted mean of the decompressed reports (P,), bytes
+        uploaded this round).  Raw reports not yet through `prepare` are prepared first."""
+        return _server_mean(self, reports, num_examples, selected, round_number)
+
+
+def _server_mean(aggregator, reports, num_examples, selected, round_number):
+    """The weighted mean of what the participants' `prepare` sent this round (preparing the
+    reports first when aggregate is called on raw reports, e.g. outside simulate)."""
+    prepared = getattr(aggregator, "_prepared", None)
+    if prepared is None or prepared[0] != round_number or prepared[1] is not reports:
+        reports = aggregator.prepare(reports, selected, round_number)
+    reports, num_examples, selected = _check_round(aggregator, reports, num_examples, selected)
+    aggregator._prepared = None
+    return _weighted_mean(reports, num_examples), sum(aggregator.last_bytes)
 
 
 def _weighted_mean(reports, num_examples):
@@ -339,12 +365,25 @@ def _check_start(num_participants, num_params):
             as_int(num_params, "num_params", minimum=1))
 
 
-def _check_round(aggregator, reports, num_examples, selected):
-    """An aggregator's aggregate() arguments: reports (m, P) (NaN allowed: a diverging run),
-    num_examples (m,) > 0 and selected (m,) participant ids in 0..K-1, after start()."""
+def _check_reports(aggregator, reports, selected):
+    """prepare()'s arguments: reports (m, P) (NaN allowed) and selected (m,) ids."""
+    _check_started(aggregator)
+    reports = as_float_array(reports, "reports", 2, ("m", aggregator.num_params),
+                             check_finite=False)
+    reports, _, selected = _check_round(aggregator, reports, np.ones(reports.shape[0]), selected)
+    return reports, selected
+
+
+def _check_started(aggregator):
     if not hasattr(aggregator, "num_params"):
         raise ValueError(f"call {type(aggregator).__name__}.start(num_participants, num_params, "
                          f"seed_sequence) before aggregate (simulate does)")
+
+
+def _check_round(aggregator, reports, num_examples, selected):
+    """An aggregator's aggregate() arguments: reports (m, P) (NaN allowed: a diverging run),
+    num_examples (m,) > 0 and selected (m,) participant ids in 0..K-1, after start()."""
+    _check_started(aggregator)
     reports = as_float_array(reports, "reports", 2, ("m", aggregator.num_params),
                              check_finite=False)
     m = reports.shape[0]

@@ -146,8 +146,17 @@ class DPAggregator:
         self.seed_sequence = seed_sequence
         self.sampled, self.clipped = [], []
 
+    def prepare(self, reports, selected, round_number):
+        """The participant side: each participant clips its own report to norm clip_norm
+        before it leaves (the server never sees an unclipped update).  Returns (m, P)."""
+        reports = as_float_array(reports, "reports", 2)
+        clipped, self._was_clipped = _clip_rows(reports, self.clip_norm)
+        self._prepared = (round_number, clipped)
+        return clipped
+
     def aggregate(self, reports, num_examples, selected, round_number):
-        """(Σ clipped sampled reports + noise) / (q m), and the bytes the sampled ones sent."""
+        """The server side: (Σ sampled clipped reports + noise) / (q m), and the bytes the
+        sampled ones sent.  Raw reports not yet through `prepare` are clipped first."""
         reports = as_float_array(reports, "reports", 2)
         m, P = reports.shape
         try:
@@ -164,12 +173,16 @@ class DPAggregator:
                 f"accountant assumes that Poisson sampling with rate sampling_rate is the only "
                 f"sampling; use participation=1.0 in simulate and set sampling_rate to the "
                 f"fraction of participants you want per round instead")
+        prepared = getattr(self, "_prepared", None)
+        if prepared is None or prepared[0] != round_number or prepared[1] is not reports:
+            reports = self.prepare(reports, selected, round_number)
+        self._prepared = None
         root = self.seed_sequence
         rng = np.random.default_rng(np.random.SeedSequence(
             root.entropy, spawn_key=(*root.spawn_key, as_int(round_number, "round_number", 0))))
         q, S = self.sampling_rate, self.clip_norm
         kept = rng.random(m) < q if q < 1 else np.ones(m, dtype=bool)
-        clipped, was_clipped = _clip_rows(reports[kept], S)
+        clipped, was_clipped = reports[kept], self._was_clipped[kept]
         with np.errstate(over="ignore"):    # a mean past float64: refused just below
             total = clipped.sum(axis=0) + rng.normal(0.0, self.noise_multiplier * S, size=P)
             mean = total / (q * m)
