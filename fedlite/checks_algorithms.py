@@ -200,7 +200,7 @@ _ADAM_SERVER_STEP = Exercise(
     praise="Each coordinate's step is scaled by its own history of changes.",
     library=("fedlite.algorithms.server_optimizers.ServerAdaptive.step",
              "fedlite.algorithms.server_optimizers.ServerAdam.second_moment"),
-    nudge='See "Server optimisers" in notebook 07: update the two moments first, then step; '
+    nudge='See "5. Server optimisers" in notebook 07: update the two moments first, then step; '
           'check which beta goes with which moment, and where tau sits.')
 
 

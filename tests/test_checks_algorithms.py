@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import checker_contract as contract
-from checker_contract import crashes, exits, load_solutions, stub_none, stub_not_implemented
+from checker_contract import load_solutions
 
 from fedlite import checks_algorithms as checks
 from fedlite.algorithms import Scaffold
@@ -15,10 +15,6 @@ from fedlite.algorithms.server_optimizers import ServerAdam
 solutions = load_solutions("algorithm_exercises.py")
 
 CHECKERS = ["scaffold_step", "control_update", "adam_server_step"]
-
-
-def run(capsys, checker, fn):
-    return contract.run(capsys, checks, checker, fn)
 
 
 # ------------------------------------------------------------------ typical wrong answers
@@ -124,118 +120,58 @@ def adam_in_place(theta, delta, m, v, server_lr, beta1, beta2, tau):
     return theta + server_lr * m / (np.sqrt(v_new) + tau), m, v_new
 
 
-WRONG = [  # (checker, wrong answer, words the verdict must contain)
-    ("scaffold_step", step_flipped, ["wrong way"]),
-    ("scaffold_step", step_fedavg, ["plain FedAvg step"]),
-    ("scaffold_step", step_no_c, ["server's control variate c is missing"]),
-    ("scaffold_step", step_no_c_k, ["own control variate c_k is missing"]),
-    ("scaffold_step", step_lr_outside, ["lr must scale the correction"]),
-    ("scaffold_step", step_uphill, ["uphill"]),
-    ("scaffold_step", step_no_lr, ["learning rate is missing"]),
-    ("scaffold_step", step_only_step, ["only the step"]),
-    ("scaffold_step", step_in_place, ["in place", "caller's y"]),
-    ("control_update", control_sign, ["model change has the wrong sign"]),
-    ("control_update", control_c_sign, ["c enters with the wrong sign"]),
-    ("control_update", control_no_c, ["c is not taken out"]),
-    ("control_update", control_delta, ["change of c_k", "return the new c_k"]),
-    ("control_update", control_mean_gradient, ["mean of the corrected gradients"]),
-    ("control_update", control_no_steps, ["number of local steps is missing"]),
-    ("control_update", control_no_lr, ["learning rate is missing"]),
-    ("adam_server_step", adam_descends, ["theta_new", "wrong sign"]),
-    ("adam_server_step", adam_bias_corrected, ["bias correction"]),
-    ("adam_server_step", adam_tau_inside, ["outside the square root"]),
-    ("adam_server_step", adam_no_root, ["square root of v is missing"]),
-    ("adam_server_step", adam_no_tau, ["tau is missing"]),
-    ("adam_server_step", adam_old_moments, ["old m and v"]),
-    ("adam_server_step", adam_v_unsquared, ["squared changes"]),
-    ("adam_server_step", adam_m_sum, ["1 - beta1"]),
-    ("adam_server_step", adam_v_sum, ["1 - beta2"]),
-    ("adam_server_step", adam_swapped, ["swapped"]),
-    ("adam_server_step", adam_yogi, ["FedYogi"]),
-    ("adam_server_step", adam_adagrad, ["FedAdagrad"]),
-    ("adam_server_step", adam_in_place, ["in place", "caller's m"]),
+WRONG = [  # (checker, wrong answer, words the verdict must contain, words it must not)
+    ("scaffold_step", step_flipped, ["wrong way"], []),
+    ("scaffold_step", step_fedavg, ["plain FedAvg step"], []),
+    ("scaffold_step", step_no_c, ["server's control variate c is missing"], []),
+    ("scaffold_step", step_no_c_k, ["own control variate c_k is missing"], []),
+    ("scaffold_step", step_lr_outside, ["lr must scale the correction"], []),
+    ("scaffold_step", step_uphill, ["uphill"], []),
+    ("scaffold_step", step_no_lr, ["learning rate is missing"], []),
+    ("scaffold_step", step_only_step, ["only the step"], []),
+    ("scaffold_step", step_in_place, ["in place", "caller's y"], []),
+    ("control_update", control_sign, ["model change has the wrong sign"], []),
+    ("control_update", control_c_sign, ["c enters with the wrong sign"], []),
+    ("control_update", control_no_c, ["c is not taken out"], []),
+    ("control_update", control_delta, ["change of c_k", "return the new c_k"], []),
+    ("control_update", control_mean_gradient, ["mean of the corrected gradients"], []),
+    ("control_update", control_no_steps, ["number of local steps is missing"], []),
+    ("control_update", control_no_lr, ["learning rate is missing"], []),
+    ("adam_server_step", adam_descends, ["theta_new", "wrong sign"], []),
+    ("adam_server_step", adam_bias_corrected, ["bias correction"], []),
+    ("adam_server_step", adam_tau_inside, ["outside the square root"], []),
+    ("adam_server_step", adam_no_root, ["square root of v is missing"], []),
+    ("adam_server_step", adam_no_tau, ["tau is missing"], []),
+    ("adam_server_step", adam_old_moments, ["old m and v"], []),
+    ("adam_server_step", adam_v_unsquared, ["squared changes"], []),
+    ("adam_server_step", adam_m_sum, ["1 - beta1"], []),
+    ("adam_server_step", adam_v_sum, ["1 - beta2"], []),
+    ("adam_server_step", adam_swapped, ["swapped"], []),
+    ("adam_server_step", adam_yogi, ["FedYogi"], []),
+    ("adam_server_step", adam_adagrad, ["FedAdagrad"], []),
+    ("adam_server_step", adam_in_place, ["in place", "caller's m"], []),
 ]
 
 
 # --------------------------------------------------------------------------------- tests
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_accepts_the_reference_solution(capsys, checker):
-    contract.assert_accepted(*run(capsys, checker, getattr(solutions, checker)))
-
 
 def adam_as_lists(theta, delta, m, v, server_lr, beta1, beta2, tau):
     out = solutions.adam_server_step(theta, delta, m, v, server_lr, beta1, beta2, tau)
     return [list(value) for value in out]
 
 
-@pytest.mark.parametrize("checker, fn", [
+OTHER_FORMS = [  # correct answers written differently from the solution
     ("scaffold_step", lambda y, grad, c_k, c, lr: y - lr * grad + lr * c_k - lr * c),
     ("scaffold_step", lambda y, grad, c_k, c, lr: (y - lr * (grad - c_k + c)).tolist()),
     ("control_update", lambda c_k, c, x, y, K, lr: c_k - c + (x - y) / K / lr),
     ("control_update", lambda c_k, c, x, y, K, lr: c_k + ((x - y) / (K * lr) - c)),
     ("adam_server_step", adam()),
     ("adam_server_step", adam_as_lists),
-], ids=["scaffold-expanded", "scaffold-list", "control-divided-twice", "control-regrouped",
-        "adam-rules", "adam-lists"])
-def test_accepts_other_correct_forms(capsys, checker, fn):
-    contract.assert_accepted(*run(capsys, checker, fn))
-
-
-@pytest.mark.parametrize("checker, fn, words", WRONG,
-                         ids=[f"{w[0]}-{i}" for i, w in enumerate(WRONG)])
-def test_names_the_mistake(capsys, checker, fn, words):
-    contract.assert_rejected(*run(capsys, checker, fn), words)
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_fixed_cases_tell_the_mistakes_apart(checker):
-    contract.assert_cases_tell_mistakes_apart(checks._EXERCISES[checker])
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-@pytest.mark.parametrize("fn, words", [
-    (stub_none, ["returned None", "stub"]),
-    (stub_not_implemented, ["still the stub", "NotImplementedError"]),
-    (crashes, ["raised ZeroDivisionError: division by zero"]),
-    (exits, ["raised SystemExit"]),
-    (lambda a: a, ["raised TypeError"]),
-    (None, ["pass your function itself", "you passed None"]),
-    ("not a function", ["you passed a str"]),
-], ids=["none", "not_implemented", "crash", "exit", "wrong_arity", "None", "str"])
-def test_stubs_and_crashes_give_a_verdict_not_an_exception(capsys, checker, fn, words):
-    contract.assert_rejected(*run(capsys, checker, fn), words)
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_hostile_answers_get_a_verdict_not_an_exception(capsys, checker):
-    num_outputs = len(checks._EXERCISES[checker].outputs)
-    contract.assert_hostile_answers_get_a_verdict(capsys, checks, checker, num_outputs)
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_output_is_deterministic(capsys, checker):
-    contract.assert_deterministic(capsys, checks, checker, getattr(solutions, checker))
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_fallback_hint_points_to_the_notebook_and_is_not_the_formula(capsys, checker):
-    nudge = checks._EXERCISES[checker].nudge
-    assert "notebook 07" in nudge and "=" not in nudge and "Recall" not in nudge
-    result, out = run(capsys, checker, contract.nudged(getattr(solutions, checker)))
-    contract.assert_rejected(result, out, ["is off", nudge.splitlines()[0][:40]])
-
-
-@pytest.mark.parametrize("checker", CHECKERS)
-def test_a_table_of_the_fixed_answers_fails_on_fresh_cases(capsys, checker):
-    exercise, solution = checks._EXERCISES[checker], getattr(solutions, checker)
-    cheat = contract.lookup_table(exercise, solution)
-    result, out = run(capsys, checker, cheat)
-    contract.assert_rejected(result, out, ["a fresh random case", "The case: cheat("])
-    assert set(result.case) == set(exercise.cases()[0][1])
+]
 
 
 def _call_scaffold_fit(c_k, c, x, y, num_steps, lr):
+    """Reaches for fedlite's own SCAFFOLD participant, whose fit computes the new c_k."""
     class Model:  # a model whose gradient makes the local path end at y
         def loss_grad(self, X, y_rows, theta):
             return 0.0, (x - y) / (num_steps * lr) - (c - c_k)  # minus the correction
@@ -251,17 +187,21 @@ def adam_via_fedlite(theta, delta, m, v, server_lr, beta1, beta2, tau):
     return theta_new, state["m"], state["v"]
 
 
-@pytest.mark.parametrize("checker, fn, name", [
+CALLS_FEDLITE = [  # (checker, an answer that calls the library, the name the verdict gives)
     ("control_update", _call_scaffold_fit, "fedlite.algorithms.scaffold.Scaffold.fit"),
     ("adam_server_step", adam_via_fedlite,
      "fedlite.algorithms.server_optimizers.ServerAdaptive.step"),
-], ids=["scaffold-fit", "server-adam"])
-def test_an_answer_that_calls_fedlite_is_told_so_and_not_passed(capsys, checker, fn, name):
-    contract.assert_rejected(*run(capsys, checker, fn), [f"calls {name}", "yourself"])
+]
+
+
+class TestContract(contract.CheckerContract):
+    checks, solutions, checkers = checks, solutions, CHECKERS
+    wrong, calls_fedlite, other_forms = WRONG, CALLS_FEDLITE, OTHER_FORMS
 
 
 def test_the_cheats_compute_the_right_answer_so_only_the_call_is_caught():
-    """The two cheats above would pass on their values: the verdict is about the call."""
+    """The two answers that call fedlite would pass on their values: the verdict is about the
+    call."""
     args = checks._EXERCISES["control_update"].cases()[0][1]
     np.testing.assert_allclose(_call_scaffold_fit(**args), solutions.control_update(**args),
                                rtol=1e-12)
@@ -275,7 +215,7 @@ def test_a_right_answer_on_the_fixed_shapes_only_is_caught_with_its_case(capsys)
         right = solutions.scaffold_step(y, grad, c_k, c, lr)
         return right if len(y) in (4, 2, 3) and lr in (0.1, 0.05, 0.3) else y - lr * grad
     for _ in range(5):  # a fresh case of another shape or lr comes up within 10 cases
-        result, out = run(capsys, "scaffold_step", step)
+        result, out = contract.run(capsys, checks, "scaffold_step", step)
         if not result:
             contract.assert_rejected(result, out, ["a fresh random case", "The case: step("])
             return
