@@ -42,7 +42,8 @@ import importlib as _importlib
 from . import (algorithms, checks, core, data, engine, experiments, federated, kernels, models,
                parameters, partition, reference, simulation, startup, validation)
 from .data import make_linear_data, make_sine_data, make_teacher_data
-from .models import linear_loss_grad, mlp_loss_grad
+from .models import (linear_loss_grad, mlp_classifier_loss_grad, mlp_loss_grad,
+                     softmax_loss_grad)
 from .partition import Federation, make_concept_shift, split
 from .simulation import History, simulate
 from .startup import WarmupReport, warmup
@@ -68,6 +69,6 @@ def __dir__():
 
 __all__ = [
     "Federation", "History", "WarmupReport", "linear_loss_grad", "make_concept_shift",
-    "make_linear_data", "make_sine_data", "make_teacher_data", "mlp_loss_grad", "reference",
-    "simulate", "split", "warmup",
+    "make_linear_data", "make_sine_data", "make_teacher_data", "mlp_classifier_loss_grad",
+    "mlp_loss_grad", "reference", "simulate", "softmax_loss_grad", "split", "warmup",
 ]

@@ -427,7 +427,8 @@ def softmax_split(d, C, loss, grad):
 
 @jit_entry
 def softmax_loss_grad_serial(X, y, W, b):
-    """(loss, grad_W (d, C), grad_b (C,)) of the mean cross-entropy of softmax(X W + b), one thread."""
+    """(loss, grad_W (d, C), grad_b (C,)) of the mean cross-entropy of softmax(X W + b), one
+    thread."""
     d, C = W.shape
     bounds = chunk_bounds(X.shape[0])
     partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))
@@ -439,7 +440,8 @@ def softmax_loss_grad_serial(X, y, W, b):
 
 @jit_parallel
 def softmax_loss_grad_parallel(X, y, W, b):
-    """Same result as `softmax_loss_grad_serial`, bit for bit, with the chunks spread over threads."""
+    """Same result as `softmax_loss_grad_serial`, bit for bit, with the chunks spread over
+    threads."""
     d, C = W.shape
     bounds = chunk_bounds(X.shape[0])
     partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))

@@ -1,9 +1,12 @@
-"""The public, checked loss-and-gradient functions of the two models of the course.
+"""The public, checked loss-and-gradient functions of the models of the course.
 
-Both use the mean squared loss with the factor 1/2 of the article:
-L = 1/(2n) Σ_i (y_hat_i - y_i)².  Inputs are validated and converted to float64 here, then a
-compiled kernel from `fedlite.kernels` does the work in one pass over the rows (on several
-threads when there are enough rows for that to pay).  Results do not depend on the thread
+The two regression models use the mean squared loss with the factor 1/2 of the article:
+L = 1/(2n) Σ_i (y_hat_i - y_i)²; the two classifiers (softmax regression and the MLP
+classifier, at the end) the mean cross-entropy L = -(1/n) Σ_i log p_i[y_i], with labels
+0..C-1 that arrive as ints or whole-valued floats and reach the kernels as float64.
+Inputs are validated and converted to float64 here, then a compiled kernel from
+`fedlite.kernels` does the work in one pass over the rows (on several threads when there are
+enough rows for that to pay).  Results do not depend on the thread
 count: see `fedlite.kernels`.
 
 NaN and inf in X or y are looked for only when the result comes out non-finite: any such
@@ -23,7 +26,7 @@ import math
 import numpy as np
 
 from . import kernels
-from .validation import as_data, as_float, as_float_array, check_finite_values
+from .validation import as_array_of, as_data, as_float, as_float_array, check_finite_values
 
 PARALLEL_MIN_ROWS = 2 * kernels.CHUNK_ROWS  # below this one thread is faster (prange costs ~10 µs)
 JIT_DISABLED = not hasattr(kernels.linear_loss_grad_serial, "py_func")
@@ -97,3 +100,90 @@ def _refuse_non_finite_data(X, y, *results):
                      "parameters are finite (values near 1e154 or more, squared, exceed "
                      "1.8e308): rescale X and y (e.g. standardise them), or use smaller "
                      "parameters")
+
+
+# ----------------------------------------------------------------------------- classification
+def softmax_loss_grad(X, y, W, b):
+    """Loss and gradients of multinomial logistic regression p = softmax(X W + b).
+
+    X (n, d), y (n,) integer class labels 0..C-1 (ints, or floats with whole values), W (d, C),
+    b (C,).  Returns (loss, (grad_W (d, C), grad_b (C,))) of the mean cross-entropy
+    L = -(1/n) Σ_i log p_i[y_i]:  with G = (P - onehot(y)) / n (P the probabilities, (n, C)),
+    grad_W = Xᵀ G and grad_b = Σ_i G_i.
+    Stable at any logit (log-sum-exp).  Raises TypeError/ValueError naming y for labels that are
+    not whole numbers in 0..C-1, naming X if it holds NaN/inf, and ValueError if finite inputs
+    make the logits overflow float64.
+    """
+    X = as_float_array(X, "X", 2, ("n", "d"), check_finite=False)
+    W = as_float_array(W, "W", 2, (X.shape[1], "C"))
+    b = as_float_array(b, "b", 1, (W.shape[1],))
+    y = as_labels(y, W.shape[1], n=X.shape[0], why=f"W has {W.shape[1]} columns, one per class")
+    kernel = (kernels.softmax_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
+              else kernels.softmax_loss_grad_serial)
+    with _quiet():
+        loss, grad_W, grad_b = kernel(*_read_only(X, y, W, b))
+    _refuse_non_finite_logits(X, loss, grad_W, grad_b)
+    return float(loss), (grad_W, grad_b)
+
+
+def mlp_classifier_loss_grad(X, y, W1, b1, W2, b2):
+    """Loss and gradients of p = softmax(relu(X W1 + b1) W2 + b2)
+    (Keras: Dense(h, relu) -> Dense(C) -> softmax).
+
+    X (n, d), y (n,) integer class labels 0..C-1, W1 (d, h), b1 (h,), W2 (h, C), b2 (C,).
+    Returns (loss, (grad_W1, grad_b1, grad_W2, grad_b2)) of the mean cross-entropy, as
+    `softmax_loss_grad`; relu'(0) is taken as 0.  Errors as for `softmax_loss_grad`.
+    """
+    X = as_float_array(X, "X", 2, ("n", "d"), check_finite=False)
+    W1 = as_float_array(W1, "W1", 2, (X.shape[1], "h"))
+    h = W1.shape[1]
+    b1 = as_float_array(b1, "b1", 1, (h,))
+    W2 = as_float_array(W2, "W2", 2, (h, "C"))
+    b2 = as_float_array(b2, "b2", 1, (W2.shape[1],))
+    y = as_labels(y, W2.shape[1], n=X.shape[0],
+                  why=f"W2 has {W2.shape[1]} columns, one per class")
+    kernel = (kernels.mlp_classifier_loss_grad_parallel if X.shape[0] >= PARALLEL_MIN_ROWS
+              else kernels.mlp_classifier_loss_grad_serial)
+    with _quiet():
+        loss, *grads = kernel(*_read_only(X, y, W1, b1, W2, b2))
+    _refuse_non_finite_logits(X, loss, *grads)
+    return float(loss), tuple(grads)
+
+
+def as_labels(y, num_classes=None, n=None, name="y", why=None):
+    """Class labels `y` checked and converted for the kernels: float64 holding 0..num_classes-1.
+
+    Accepted: integer arrays, or float arrays whose values are whole numbers (a Federation's y is
+    float64).  Refused, naming `name`: bool, complex, strings, NaN/inf, fractions, negative
+    labels, labels >= num_classes (`why` says where num_classes comes from; None: no upper
+    bound), a length other than n.
+    """
+    classes = "0, 1, 2, ..." if num_classes is None else f"0..{num_classes - 1}"
+    array = as_array_of(y, name, "iuf", f"integer class labels {classes} (ints, or floats "
+                                        "with whole values)")
+    if array.ndim != 1 or array.size == 0 or (n is not None and array.shape[0] != n):
+        raise ValueError(f"{name} must be a non-empty 1-D array of {'n' if n is None else n} "
+                         f"class labels (one per row of X); got shape {array.shape}")
+    if array.dtype.kind == "f":
+        check_finite_values(array, name)
+        bad = np.flatnonzero(array != np.floor(array))
+        if bad.size:
+            raise ValueError(f"{name} must hold whole-number class labels {classes}; got "
+                             f"{name}[{bad[0]}] = {array[bad[0]].item()!r}")
+    bad = np.flatnonzero((array < 0) if num_classes is None
+                         else (array < 0) | (array >= num_classes))
+    if bad.size:
+        raise ValueError(f"{name} must hold class labels {classes}"
+                         + (f" ({why})" if why else "")
+                         + f"; got {name}[{bad[0]}] = {array[bad[0]].item()!r}")
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _refuse_non_finite_logits(X, *results):
+    """As `_refuse_non_finite_data`, for the classifiers (their labels are checked already)."""
+    if all(np.isfinite(r).all() for r in results):
+        return
+    check_finite_values(X, "X")
+    raise ValueError("the loss or its gradient overflowed float64 although X and the parameters "
+                     "are finite (a logit beyond 1.8e308): rescale X (e.g. standardise it), or "
+                     "use smaller parameters")

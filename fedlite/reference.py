@@ -63,7 +63,8 @@ def log_softmax(Z):
 
 
 def cross_entropy_loss_grad(Z, y):
-    """Mean cross-entropy of logits Z (n, C) and its gradient ∂L/∂Z = (softmax(Z) - onehot(y)) / n."""
+    """Mean cross-entropy of logits Z (n, C) and its gradient ∂L/∂Z = (softmax(Z) - onehot(y)) / n.
+    """
     n = Z.shape[0]
     rows, labels = np.arange(n), np.asarray(y).astype(np.intp)
     log_p = log_softmax(Z)
@@ -85,8 +86,9 @@ def softmax_predict(X, W, b):
 def softmax_loss_grad(X, y, W, b):
     """Loss and gradients of multinomial logistic regression (Keras: Dense(C) -> softmax).
 
-    Z = X W + b (n, C), L = -(1/n) Σ_i log softmax(z_i)[y_i],  G = ∂L/∂Z = (softmax(Z) - onehot(y)) / n,
-    ∂L/∂W = Xᵀ G,  ∂L/∂b = Σ_i G_i.  Returns (loss, (grad_W (d, C), grad_b (C,))).
+    Z = X W + b (n, C),  L = -(1/n) Σ_i log softmax(z_i)[y_i],
+    G = ∂L/∂Z = (softmax(Z) - onehot(y)) / n,  ∂L/∂W = Xᵀ G,  ∂L/∂b = Σ_i G_i.
+    Returns (loss, (grad_W (d, C), grad_b (C,))).
     """
     loss, G = cross_entropy_loss_grad(X @ W + b, y)
     return loss, (X.T @ G, G.sum(axis=0))

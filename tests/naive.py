@@ -104,10 +104,12 @@ def softmax_loss_grad(X, y, W, b):
 
 
 def mlp_classifier_loss_grad(X, y, W1, b1, W2, b2):
-    """(loss, (grad_W1, grad_b1, grad_W2, grad_b2)) of Dense(h, relu) -> Dense(C) -> softmax, one example at a time.
+    """(loss, (grad_W1, grad_b1, grad_W2, grad_b2)) of Dense(h, relu) -> Dense(C) -> softmax,
+    one example at a time.
 
     z_j = Σ_k x_ik W1_kj + b1_j,  a_j = relu(z_j),  o_c = Σ_j a_j W2_jc + b2_c,
-    g_c = p_c - [c = y_i] (p = softmax(o)),  ∂L/∂W2_jc = (1/n) Σ_i a_j g_c,  ∂L/∂b2_c = (1/n) Σ_i g_c,
+    g_c = p_c - [c = y_i] (p = softmax(o)),
+    ∂L/∂W2_jc = (1/n) Σ_i a_j g_c,  ∂L/∂b2_c = (1/n) Σ_i g_c,
     ∂L/∂b1_j = (1/n) Σ_i relu'(z_j) Σ_c W2_jc g_c,  ∂L/∂W1_kj = that times x_ik.
     """
     n, d, h, C = len(X), len(W1), len(b1), len(b2)

@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+import fedlite
 import naive
+import test_kernels
 from conftest import JIT_DISABLED, slow_without_jit
 from fedlite import kernels, reference
+from fedlite.models import PARALLEL_MIN_ROWS
+from test_reference import finite_difference_grads
 
 N_VALUES = [1, 2, 63, 64, 65, 1000, 4097, 10**5]
 D_VALUES = [1, 3, 64]
@@ -18,7 +22,6 @@ SEEDS = [0, 1]
 MAX_WORK = 20_000_000      # n * d * C * h above this is left out (time)
 NO_JIT_MAX_WORK = 30_000  # n * d * C * h above this is skipped as plain Python
 NAIVE_MAX_WORK = 3_000    # n * d * C * h up to this is also checked against tests/naive.py
-EPS = 1e-6                # finite-difference step
 KINK = 1e-3               # no hidden pre-activation this close to relu's kink
 
 
@@ -85,12 +88,7 @@ def check_against(actual, expected, magnitudes):
 
 
 def assert_same_bits(first, second, label=""):
-    first, second = flatten(first), flatten(second)
-    assert len(first) == len(second), label
-    for a, b in zip(first, second):
-        a, b = np.asarray(a), np.asarray(b)
-        assert a.dtype == b.dtype == np.float64 and a.shape == b.shape, label
-        assert a.tobytes() == b.tobytes(), label
+    test_kernels.assert_same_bits(flatten(first), flatten(second), label)
 
 
 # ----------------------------------------------------------------------------- against the oracles
@@ -138,21 +136,6 @@ def test_the_reference_agrees_with_a_direct_formula():
 
 
 # ----------------------------------------------------------------------------- finite differences
-def finite_differences(loss, params):
-    """Central differences of loss(*params) for every entry of every parameter array."""
-    grads = []
-    for index, value in enumerate(params):
-        grad = np.empty(value.shape)
-        for k in np.ndindex(value.shape):
-            shifted = [np.array(p, dtype=np.float64) for p in params]
-            shifted[index][k] = value[k] + EPS
-            up = loss(*shifted)
-            shifted[index][k] = value[k] - EPS
-            grad[k] = (up - loss(*shifted)) / (2 * EPS)
-        grads.append(grad)
-    return grads
-
-
 def away_from_kink(n, d, C, h, seed):
     """An MLP problem redrawn until no |X W1 + b1| is within KINK of relu's kink."""
     for attempt in range(100):
@@ -169,7 +152,7 @@ def test_softmax_gradient_matches_finite_differences(n, d, C, seed):
     X, y, W, b = softmax_problem(n, d, C, seed)
     for kernel in (kernels.softmax_loss_grad_serial, reference.softmax_loss_grad):
         loss, *grads = flatten(kernel(X, y, W, b))
-        fd = finite_differences(lambda W_, b_: flatten(kernel(X, y, W_, b_))[0], [W, b])
+        fd = finite_difference_grads(lambda W_, b_: flatten(kernel(X, y, W_, b_))[0], [W, b])
         for got, want in zip(grads, fd, strict=True):
             assert_allclose(got, want, rtol=1e-6, atol=1e-7 * max(1.0, loss))
 
@@ -180,7 +163,7 @@ def test_mlp_classifier_gradient_matches_finite_differences(n, d, C, h, seed):
     X, y, *params = away_from_kink(n, d, C, h, seed)
     for kernel in (kernels.mlp_classifier_loss_grad_serial, reference.mlp_classifier_loss_grad):
         loss, *grads = flatten(kernel(X, y, *params))
-        fd = finite_differences(lambda *p: flatten(kernel(X, y, *p))[0], params)
+        fd = finite_difference_grads(lambda *p: flatten(kernel(X, y, *p))[0], params)
         for got, want in zip(grads, fd, strict=True):
             assert_allclose(got, want, rtol=1e-6, atol=1e-7 * max(1.0, loss))
 
@@ -234,6 +217,10 @@ def test_kernels_do_not_modify_their_inputs():
 
 
 # ----------------------------------------------------------------------------- stability
+SOFTMAX_FUNCTIONS = [kernels.softmax_loss_grad_serial, kernels.softmax_loss_grad_parallel,
+                     reference.softmax_loss_grad]
+
+
 def certain_softmax(right, logit=1e4, n=5, C=3):
     """X = 1, logits ±logit: every row certain of class 0; labels 0 (right) or 1 (wrong)."""
     X = np.ones((n, 1))
@@ -243,8 +230,7 @@ def certain_softmax(right, logit=1e4, n=5, C=3):
     return X, y, W, np.zeros(C)
 
 
-@pytest.mark.parametrize("kernel", [kernels.softmax_loss_grad_serial,
-                                    kernels.softmax_loss_grad_parallel, reference.softmax_loss_grad])
+@pytest.mark.parametrize("kernel", SOFTMAX_FUNCTIONS)
 @pytest.mark.parametrize("logit", [1e4, 1e300])
 def test_softmax_certain_and_right_gives_zero_loss_and_gradient(kernel, logit):
     loss, *grads = flatten(kernel(*certain_softmax(right=True, logit=logit)))
@@ -253,8 +239,7 @@ def test_softmax_certain_and_right_gives_zero_loss_and_gradient(kernel, logit):
         assert np.array_equal(grad, np.zeros_like(grad))
 
 
-@pytest.mark.parametrize("kernel", [kernels.softmax_loss_grad_serial,
-                                    kernels.softmax_loss_grad_parallel, reference.softmax_loss_grad])
+@pytest.mark.parametrize("kernel", SOFTMAX_FUNCTIONS)
 def test_softmax_certain_and_wrong_gives_the_logit_gap(kernel):
     loss, grad_W, grad_b = flatten(kernel(*certain_softmax(right=False)))
     assert loss == 2e4  # -log p_1 = z_0 - z_1 = 2e4, finite
@@ -302,3 +287,133 @@ def test_exp_nonpositive_special_values():
     kernels.exp_nonpositive(got, 8, np.empty((2, 64)))
     assert got[0, 0] == 1.0 and got[0, 7] == 1.0 and np.isnan(got[0, 2])
     assert np.array_equal(got[0, [1, 3, 4, 5, 6]], np.zeros(5))  # below 3.3e-308: 0
+
+
+# ----------------------------------------------------------------------------- public wrappers
+def public_softmax_args(n=40, d=3, C=4, seed=0):
+    X, y, W, b = softmax_problem(n, d, C, seed)
+    return dict(X=X, y=y.astype(np.int64), W=W, b=b)
+
+
+def public_mlp_args(n=40, d=3, C=4, h=5, seed=0):
+    X, y, W1, b1, W2, b2 = mlp_problem(n, d, C, h, seed)
+    return dict(X=X, y=y.astype(np.int64), W1=W1, b1=b1, W2=W2, b2=b2)
+
+
+PUBLIC = {"softmax": (lambda: fedlite.softmax_loss_grad, public_softmax_args,
+                      kernels.softmax_loss_grad_serial),
+          "mlp_classifier": (lambda: fedlite.mlp_classifier_loss_grad, public_mlp_args,
+                             kernels.mlp_classifier_loss_grad_serial)}
+
+
+def call_public(model, **changes):
+    function, make_args, _ = PUBLIC[model]
+    return function()(**{**make_args(), **changes})
+
+
+@pytest.mark.parametrize("model", list(PUBLIC))
+@pytest.mark.parametrize("n", [40, pytest.param(PARALLEL_MIN_ROWS + 1, marks=slow_without_jit)])
+def test_public_functions_equal_the_kernels_for_every_label_form(model, n):
+    function, make_args, kernel = PUBLIC[model]
+    args = make_args(n=n)
+    float_args = {**args, "y": args["y"].astype(np.float64)}
+    want = flatten(kernel(*float_args.values()))
+    for form in (np.int64, np.int32, np.uint8, np.float64, np.float32, list):
+        y = args["y"].tolist() if form is list else args["y"].astype(form)
+        got = flatten(function()(**{**args, "y": y}))
+        assert isinstance(got[0], float)
+        assert_same_bits(got, want, str(form))
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="needs the JIT")
+@pytest.mark.parametrize("model", list(PUBLIC))
+def test_every_label_form_uses_one_compiled_version(model):
+    function, make_args, kernel = PUBLIC[model]
+    args = make_args()
+    function()(**args)
+    count = len(kernel.signatures)
+    for form in (np.int32, np.float64, np.float32):
+        function()(**{**args, "y": args["y"].astype(form)})
+        function()(**{key: np.asfortranarray(value) if np.ndim(value) == 2 else value
+                      for key, value in args.items()})
+    assert len(kernel.signatures) == count
+
+
+BAD_LABELS = [
+    ("-1", lambda y: np.where(np.arange(len(y)) == 3, -1, y), ValueError, "y[3] = -1"),
+    ("C", lambda y: np.where(np.arange(len(y)) == 5, 4, y), ValueError, "y[5] = 4"),
+    ("huge", lambda y: np.where(np.arange(len(y)) == 0, 2**62, y), ValueError, "y[0]"),
+    ("fraction", lambda y: np.where(np.arange(len(y)) == 2, 1.5, y), ValueError, "y[2] = 1.5"),
+    ("nan", lambda y: np.where(np.arange(len(y)) == 2, np.nan, y), ValueError, "finite"),
+    ("inf", lambda y: np.where(np.arange(len(y)) == 2, np.inf, y), ValueError, "finite"),
+    ("bool", lambda y: y > 1, TypeError, "dtype bool"),
+    ("complex", lambda y: y + 0j, TypeError, "dtype complex"),
+    ("strings", lambda y: y.astype(str), TypeError, "dtype <U"),
+    ("objects", lambda y: y.astype(object), TypeError, "dtype object"),
+    ("ragged", lambda y: [[1], [1, 2]], TypeError, "y must"),
+    ("short", lambda y: y[:-1], ValueError, "40 class labels"),
+    ("2-D", lambda y: y.reshape(-1, 1), ValueError, "1-D"),
+    ("empty", lambda y: y[:0], ValueError, "non-empty"),
+    ("scalar", lambda y: 1, ValueError, "1-D"),
+]
+
+
+@pytest.mark.parametrize("model", list(PUBLIC))
+@pytest.mark.parametrize("case, change, error, text", BAD_LABELS, ids=[c[0] for c in BAD_LABELS])
+def test_bad_labels_are_refused_naming_y(model, case, change, error, text):
+    y = PUBLIC[model][1]()["y"]
+    with pytest.raises(error, match=r"^y must") as info:
+        call_public(model, y=change(y))
+    assert text in str(info.value)
+
+
+@pytest.mark.parametrize("model, weight", [("softmax", "W"), ("mlp_classifier", "W2")])
+def test_a_label_beyond_the_weights_columns_names_y_and_the_weight(model, weight):
+    y = PUBLIC[model][1]()["y"]
+    with pytest.raises(ValueError, match=rf"y must hold class labels 0\.\.3 \({weight} has 4 "
+                                         r"columns, one per class\); got y\[7\] = 9"):
+        call_public(model, y=np.where(np.arange(len(y)) == 7, 9, y))
+
+
+@pytest.mark.parametrize("model, name, value, text", [
+    ("softmax", "W", np.zeros(3), "W must be 2-D"),
+    ("softmax", "W", np.zeros((2, 4)), r"W must have shape \(3, C\)"),
+    ("softmax", "b", np.zeros(3), r"b must have shape \(4,\)"),
+    ("softmax", "b", np.array([0.0, np.nan, 0.0, 0.0]), "b must contain only finite"),
+    ("softmax", "X", np.ones((40, 3), dtype=bool), "X must hold real numbers"),
+    ("mlp_classifier", "W2", np.zeros(5), "W2 must be 2-D"),
+    ("mlp_classifier", "W2", np.zeros((4, 4)), r"W2 must have shape \(5, C\)"),
+    ("mlp_classifier", "b2", 0.0, "b2 must be 1-D"),
+    ("mlp_classifier", "b1", np.zeros(4), r"b1 must have shape \(5,\)"),
+])
+def test_bad_parameters_are_refused_naming_them(model, name, value, text):
+    with pytest.raises((TypeError, ValueError), match=text):
+        call_public(model, **{name: value})
+
+
+@pytest.mark.parametrize("model", list(PUBLIC))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_X_is_named(model, bad):
+    X = PUBLIC[model][1]()["X"]
+    X[9, 1] = bad
+    with pytest.raises(ValueError, match="X must contain only finite"):
+        call_public(model, X=X)
+
+
+@pytest.mark.parametrize("model", list(PUBLIC))
+def test_logits_that_overflow_from_finite_inputs_raise_a_clear_error(model):
+    weight = "W" if model == "softmax" else "W1"
+    huge = {"X": np.full((40, 3), 1e300), weight: np.full(PUBLIC[model][1]()[weight].shape, 1e300)}
+    with pytest.raises(ValueError, match="overflowed float64 although X and the parameters"):
+        call_public(model, **huge)
+
+
+@pytest.mark.parametrize("model", list(PUBLIC))
+def test_read_only_inputs_are_accepted_and_not_modified(model):
+    args = PUBLIC[model][1]()
+    copies = {key: value.copy() for key, value in args.items()}
+    for value in args.values():
+        value.flags.writeable = False
+    PUBLIC[model][0]()(**args)
+    for key, value in args.items():
+        assert np.array_equal(value, copies[key]) and not value.flags.writeable

@@ -12,6 +12,11 @@ The contract (`Model`, a `typing.Protocol`) is what `fedlite.simulate` and every
     engine_code                the model's code in the compiled engine, or None: a model without
                                a compiled kernel still runs, its participants in Python
 
+Optional, where it makes sense: predict(X, theta) (every model here); for the classifiers
+(`Classifier`: labels 0..C-1, loss the mean cross-entropy) also logits, probabilities,
+accuracy(X, y, theta), check_labels(y), and the class method from_data(num_features, hidden, y)
+that counts the classes in the labels.
+
 `MODELS` maps the names `simulate(model=...)` accepts to the classes; `build_model` makes the
 instance for a data set.  A new model is one class here (plus, for speed, one branch in the
 compiled engine's `add_loss_grad`); nothing else branches on a model's name.
@@ -22,7 +27,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .. import engine
+from .. import engine, reference
 from ..validation import as_float_array, as_int
 
 BYTES_PER_VALUE = 8  # parameters travel as float64
@@ -74,6 +79,10 @@ class LinearModel:
     def participant_losses(self, federation, theta):
         return _compiled_losses(self, federation, theta)
 
+    def predict(self, X, theta):
+        """y_hat = X w + b, shape (n,)."""
+        return reference.linear_predict(_as_X(X, self.num_features), *self.unpack(theta))
+
     def __repr__(self):
         return f"LinearModel(num_features={self.num_features})"
 
@@ -123,38 +132,205 @@ class MLPModel:
     def participant_losses(self, federation, theta):
         return _compiled_losses(self, federation, theta)
 
+    def predict(self, X, theta):
+        """y_hat = relu(X W1 + b1) W2 + b2, shape (n,)."""
+        return reference.mlp_predict(_as_X(X, self.num_features), *self.unpack(theta))
+
     def __repr__(self):
         return f"MLPModel(num_features={self.num_features}, hidden={self.hidden})"
 
 
-MODELS = {"linear": LinearModel, "mlp": MLPModel}
+class Classifier:
+    """What the classification models share: labels 0..C-1 (C = num_classes), the mean
+    cross-entropy loss, predictions by the largest logit.  A subclass gives `logits(X, theta)`."""
+
+    loss_name = "cross-entropy"
+
+    @classmethod
+    def from_data(cls, num_features, hidden, y):
+        """The model for data whose labels are y: num_classes = the largest label + 1."""
+        if y is None:
+            raise ValueError(f"model {cls.name!r} counts its classes in the labels y, and none "
+                             f"were given; make the model yourself, e.g. {cls.__name__}(...)")
+        labels = _checked_models().as_labels(y)
+        num_classes = int(labels.max()) + 1
+        if num_classes < 2:
+            raise ValueError(f"y holds only the label 0: a classifier ({cls.name!r}) needs at "
+                             "least 2 classes")
+        return cls._for_classes(num_features, hidden, num_classes)
+
+    def check_labels(self, y, n=None, name="y"):
+        """y as float64 class labels 0..num_classes-1 (the kernels' form), checked; errors
+        name `name`."""
+        return _checked_models().as_labels(y, self.num_classes, n=n, name=name,
+                                           why=f"the model has {self.num_classes} classes")
+
+    def probabilities(self, X, theta):
+        """p = softmax(logits), shape (n, num_classes): each row sums to 1."""
+        return np.exp(reference.log_softmax(self.logits(X, theta)))
+
+    def predict(self, X, theta):
+        """The most likely class of each row (argmax of the logits), shape (n,) of int64."""
+        return np.argmax(self.logits(X, theta), axis=1).astype(np.int64)
+
+    def accuracy(self, X, y, theta):
+        """The fraction of rows of X whose predicted class is their label y."""
+        X = _as_X(X, self.num_features)
+        return reference.accuracy(self.predict(X, theta), self.check_labels(y, n=X.shape[0]))
+
+    def participant_losses(self, federation, theta):
+        """Each participant's mean cross-entropy at theta, shape (K,)."""
+        self.check_labels(federation.y, name="the federation's y")
+        return _compiled_losses(self, federation, theta)
 
 
-def build_model(model, num_features, hidden=10):
-    """The model object for `simulate(model=...)`: a name in MODELS, or a Model instance."""
+class SoftmaxModel(Classifier):
+    """Multinomial logistic regression p = softmax(X W + b) (Keras: Dense(C) -> softmax).
+
+    theta = [W row by row (d C), b (C)], P = d C + C; starts at zero (uniform probabilities:
+    the loss is convex, so no symmetry needs breaking).  Loss: mean cross-entropy.
+    """
+
+    name = "softmax"
+    engine_code = None
+
+    def __init__(self, num_features, num_classes):
+        self.num_features = as_int(num_features, "num_features", minimum=1)
+        self.num_classes = as_int(num_classes, "num_classes", minimum=2)
+        self.hidden = 0
+        self.num_params = (self.num_features + 1) * self.num_classes
+        _check_size(self.num_params, "num_classes")
+
+    @classmethod
+    def _for_classes(cls, num_features, hidden, num_classes):
+        return cls(num_features, num_classes)
+
+    def init(self, rng=None):
+        return np.zeros(self.num_params)
+
+    def pack(self, params):
+        d, C = self.num_features, self.num_classes
+        return _concatenate(_pieces(params, 2, "(W, b)"), [(d, C), (C,)], ["W", "b"])
+
+    def unpack(self, theta):
+        theta = _as_theta(theta, self.num_params)
+        d, C = self.num_features, self.num_classes
+        return theta[: d * C].reshape(d, C).copy(), theta[d * C:].copy()
+
+    def loss_grad(self, X, y, theta):
+        loss, grads = _checked_models().softmax_loss_grad(X, y, *self.unpack(theta))
+        return loss, np.concatenate([np.ravel(g) for g in grads])
+
+    def logits(self, X, theta):
+        """Z = X W + b, shape (n, num_classes)."""
+        W, b = self.unpack(theta)
+        return _as_X(X, self.num_features) @ W + b
+
+    def __repr__(self):
+        return f"SoftmaxModel(num_features={self.num_features}, num_classes={self.num_classes})"
+
+
+class MLPClassifierModel(Classifier):
+    """p = softmax(relu(X W1 + b1) W2 + b2) (Keras: Dense(h, relu) -> Dense(C) -> softmax).
+
+    theta = [W1 row by row (d h), b1 (h), W2 row by row (h C), b2 (C)], P = d h + h + h C + C.
+    He initialisation as for MLPModel: W1 ~ N(0, 2/d), W2 ~ N(0, 1/h) from the run's seed;
+    biases 0.  Loss: mean cross-entropy.
+    """
+
+    name = "mlp_classifier"
+    engine_code = None
+
+    def __init__(self, num_features, hidden, num_classes):
+        self.num_features = as_int(num_features, "num_features", minimum=1)
+        self.hidden = as_int(hidden, "hidden", minimum=1)
+        self.num_classes = as_int(num_classes, "num_classes", minimum=2)
+        d, h, C = self.num_features, self.hidden, self.num_classes
+        self.num_params = d * h + h + h * C + C
+        _check_size(self.num_params, "hidden or num_classes")
+
+    @classmethod
+    def _for_classes(cls, num_features, hidden, num_classes):
+        return cls(num_features, hidden, num_classes)
+
+    def init(self, rng):
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("the MLP classifier's init needs rng, a numpy.random.Generator")
+        d, h, C = self.num_features, self.hidden, self.num_classes
+        W1 = rng.normal(0.0, np.sqrt(2.0 / d), size=(d, h))
+        W2 = rng.normal(0.0, np.sqrt(1.0 / h), size=(h, C))
+        return self.pack((W1, np.zeros(h), W2, np.zeros(C)))
+
+    def pack(self, params):
+        d, h, C = self.num_features, self.hidden, self.num_classes
+        return _concatenate(_pieces(params, 4, "(W1, b1, W2, b2)"),
+                            [(d, h), (h,), (h, C), (C,)], ["W1", "b1", "W2", "b2"])
+
+    def unpack(self, theta):
+        theta = _as_theta(theta, self.num_params)
+        d, h, C = self.num_features, self.hidden, self.num_classes
+        o = d * h + h
+        return (theta[: d * h].reshape(d, h).copy(), theta[d * h: o].copy(),
+                theta[o: o + h * C].reshape(h, C).copy(), theta[o + h * C:].copy())
+
+    def loss_grad(self, X, y, theta):
+        loss, grads = _checked_models().mlp_classifier_loss_grad(X, y, *self.unpack(theta))
+        return loss, np.concatenate([np.ravel(g) for g in grads])
+
+    def logits(self, X, theta):
+        """Z = relu(X W1 + b1) W2 + b2, shape (n, num_classes)."""
+        return reference.mlp_classifier_logits(_as_X(X, self.num_features), *self.unpack(theta))
+
+    def __repr__(self):
+        return (f"MLPClassifierModel(num_features={self.num_features}, hidden={self.hidden}, "
+                f"num_classes={self.num_classes})")
+
+
+MODELS = {"linear": LinearModel, "mlp": MLPModel, "softmax": SoftmaxModel,
+          "mlp_classifier": MLPClassifierModel}
+
+
+def build_model(model, num_features, hidden=10, y=None):
+    """The model object for `simulate(model=...)`: a name in MODELS, or a Model instance.
+
+    y: the federation's labels.  A classifier named by a string counts its classes in y
+    (the largest label + 1); a classifier given as an object checks y against its classes.
+    """
     if isinstance(model, str):
         if model not in MODELS:
             raise ValueError(f"model must be one of {tuple(MODELS)} or a fedlite Model object; "
                              f"got {model!r}")
-        return MODELS[model](num_features, hidden)
+        cls = MODELS[model]
+        from_data = getattr(cls, "from_data", None)
+        if from_data is None:
+            return cls(num_features, hidden)
+        return from_data(num_features, hidden, y)
     if not isinstance(model, Model):
         raise TypeError(f"model must be one of {tuple(MODELS)} or a fedlite Model object (see "
                         f"fedlite.core.model.Model); got {type(model).__name__}")
     if model.num_features != num_features:
         raise ValueError(f"model expects {model.num_features} features but the federation's X "
                          f"has {num_features} columns")
+    if y is not None and hasattr(model, "check_labels"):
+        model.check_labels(y)
     return model
 
 
 def model_for_params(params):
-    """The model (linear or MLP) whose tuple form `params` is: (w, b) or (W1, b1, W2, b2)."""
+    """The model whose tuple form `params` is: (w, b) linear, (W, b) softmax with W 2-D,
+    (W1, b1, W2, b2) MLP, or MLP classifier with W2 2-D."""
     if not isinstance(params, (tuple, list)) or len(params) not in (2, 4):
         raise TypeError("params must be (w, b) for the linear model or (W1, b1, W2, b2) for the "
                         f"MLP; got {type(params).__name__}"
                         + (f" of length {len(params)}" if isinstance(params, (tuple, list)) else ""))
     if len(params) == 2:
+        if np.ndim(params[0]) == 2:
+            W = as_float_array(params[0], "W", 2)
+            return SoftmaxModel(*W.shape)
         return LinearModel(np.size(params[0]))
     W1 = as_float_array(params[0], "W1", 2)
+    if np.ndim(params[2]) == 2:
+        return MLPClassifierModel(*W1.shape, np.shape(params[2])[1])
     return MLPModel(W1.shape[0], W1.shape[1])
 
 
@@ -176,9 +352,16 @@ def _checked_models():
 
 
 def _compiled_losses(model, federation, theta):
+    if model.engine_code is None:  # no compiled kernel: the readable path, one by one
+        return np.array([model.loss_grad(*federation.participant(k), theta)[0]
+                         for k in range(federation.num_participants)])
     return engine.participant_losses(model.engine_code, federation.X, federation.y,
                                      federation.offsets, _as_theta(theta, model.num_params),
                                      model.num_features, max(model.hidden, 1))
+
+
+def _as_X(X, num_features):
+    return as_float_array(X, "X", 2, ("n", num_features))
 
 
 def _pieces(params, count, form):
