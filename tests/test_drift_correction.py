@@ -1,5 +1,7 @@
 """Notebook 07's runs and explorer: experiments.tracked_run / drift_correction_runs and
 widgets.drift_correction_explorer (SCAFFOLD, FedProx and FedAvg under a server optimiser)."""
+import inspect
+
 import numpy as np
 import pytest
 
@@ -88,7 +90,7 @@ def test_server_lr_none_is_simulates_default_for_the_optimiser():
     assert runs["SCAFFOLD"][0].config["server_lr"] == 0.1
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
+BAD_ARGUMENTS = [  # (arguments, the error simulate or make_concept_shift raises, its message)
     (dict(server_lr=-1.0), ValueError, "server_lr must be > 0"),
     (dict(server_lr="big"), TypeError, "server_lr"),
     (dict(server_optimizer="rmsprop"), ValueError, "server_optimizer must be one of"),
@@ -103,7 +105,10 @@ def test_server_lr_none_is_simulates_default_for_the_optimiser():
     (dict(num_rounds=0), ValueError, "num_rounds"),
     (dict(spread=-1.0), ValueError, "spread"),
     (dict(num_participants=0), ValueError, "num_participants"),
-])
+]
+
+
+@pytest.mark.parametrize("kwargs, error, match", BAD_ARGUMENTS)
 def test_bad_arguments_get_simulates_own_messages(kwargs, error, match):
     with pytest.raises(error, match=match):
         experiments.drift_correction_runs(**kwargs)
@@ -148,12 +153,8 @@ def test_the_explorer_starts_at_the_optimisers_default_server_lr():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(server_lr=-1.0), ValueError, "server_lr must be > 0"),
-    (dict(server_optimizer="rmsprop"), ValueError, "server_optimizer must be one of"),
-    (dict(local_epochs=0), ValueError, "local_epochs must be at least 1"),
-    (dict(lr=-0.1), ValueError, "lr must be > 0"),
-    (dict(num_rounds=0), ValueError, "num_rounds"),
-])
+    bad for bad in BAD_ARGUMENTS
+    if set(bad[0]) <= set(inspect.signature(widgets.drift_correction_explorer).parameters)])
 def test_the_explorer_refuses_bad_arguments_with_simulates_messages(kwargs, error, match):
     with pytest.raises(error, match=match):
         widgets.drift_correction_explorer(**kwargs)
