@@ -6,24 +6,35 @@ heterogeneity of the course:
 
 - "iid": every participant gets a random sample of the same size;
 - "quantity" (quantity skew): sizes drawn from a Dirichlet(alpha), rows random;
-- "covariate" (covariate shift): participants see different regions of x-space.
+- "covariate" (covariate shift): participants see different regions of x-space;
+- "dirichlet" (label skew): each class spread over the participants by a Dirichlet(alpha);
+- "shards" (pathological label skew): rows sorted by label, cut into shards, a few shards each.
 
+The last two split classification data by its labels y (whole numbers); regression data is
+refused for them.  `split_held_out` cuts every participant's rows into a training share and a
+held-out share, so each participant can be evaluated on data of its own that it never trained on.
 `make_concept_shift` makes fresh data where each participant has its own true w (concept shift).
 Randomness comes only from `seed` (an int): the same seed gives the same split, bit for bit.
 """
 from __future__ import annotations
 
+import heapq
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .data import add_noise
+from .models import as_labels
 from .validation import (as_data, as_float, as_float_array, as_int, as_int_array,
                          check_allocation)
 
-SCHEMES = ("iid", "quantity", "covariate")
-ALIASES = {"quantity_skew": "quantity", "covariate_shift": "covariate"}
+SCHEMES = ("iid", "quantity", "covariate", "dirichlet", "shards")
+LABEL_SCHEMES = ("dirichlet", "shards")  # these split by the class labels in y
+ALIASES = {"quantity_skew": "quantity", "covariate_shift": "covariate", "label_skew": "dirichlet"}
+ALPHA_REQUIRED = {"quantity": "smaller alpha = more unequal sizes",
+                  "dirichlet": "smaller alpha = fewer classes per participant"}
+DEFAULT_SHARDS_PER_PARTICIPANT = 2       # McMahan et al. (2017): 2 shards for each of 100 clients
 MAX_ALPHA = 1e100        # larger alphas overflow the Dirichlet draw (and change nothing)
 PARTICIPANT_BYTES = 1024  # make_concept_shift keeps a seed and two arrays per participant
 
@@ -134,7 +145,8 @@ class Federation:
                 f"sizes {sizes.min()}..{sizes.max()})")
 
 
-def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0):
+def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0,
+          shards_per_participant=None):
     """Split X (N, d) and y (N,) among `num_participants` (K) participants: returns a Federation.
 
     Every row goes to exactly one participant, every participant gets at least one row, and the
@@ -161,7 +173,40 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0):
         alpha=None: participant k gets exactly region k (maximal shift, disjoint x_0 ranges).
         Small alpha: mostly region k.  Large alpha: ~1/K from every region, close to "iid".
 
+    The two label-skew schemes need classification data: y holds class labels, whole numbers
+    such as 0..9 (C = the number of distinct labels); any other y is refused, naming y.
+
+    "dirichlet" (alias "label_skew"): label skew, each participant sees mostly a few classes.
+        1. For each class c, in increasing order of label: proportions p_c ~ Dirichlet(alpha,
+           ..., alpha) over the K participants.
+        2. Participant k gets p_c[k] of the N_c rows of class c, rounded so that the counts add
+           up to N_c (the largest fractional parts round up, as for "quantity").
+        3. Every participant left with no row, in order k = 0, 1, ..., takes one row from the
+           participant that now holds the most rows (the lowest id on ties): a row of that
+           participant's most common class (the lowest label on ties).
+        4. Within each class, shuffle the rows and deal them out by these counts.
+        Small alpha (0.1): one or two classes per participant, and unequal sizes.  Large alpha
+        (100): every participant close to the overall class mix, sizes close to N/K.
+        Hsu et al. (2019) draw each participant's class mix from a Dirichlet; drawing each
+        class's spread over the participants instead (steps 1-2) is the common way to deal
+        every row exactly once (Li et al., 2022, "Federated learning on non-IID data silos";
+        Flower Datasets' DirichletPartitioner, which redraws instead of step 3).
+
+    "shards": pathological label skew (McMahan et al., 2017), each participant sees at most
+        s = shards_per_participant classes (default 2) when there are enough shards (K·s >= C).
+        1. Shuffle the rows, then sort them by label: each class is a run of rows.
+        2. Cut them into M = K·s shards (needs M <= N).  With M >= C, each shard holds one
+           class: class c is cut into m_c >= 1 shards of sizes as equal as possible, with the
+           m_c chosen greedily (each next shard to the class with the most rows per shard, the
+           lowest label on ties) so that the largest shard is as small as possible.  With
+           M < C (few participants), each shard holds whole classes instead: shard j the next
+           C/M of them (consecutive labels; the first C mod M shards one class more).
+        3. Shuffle the M shards; participant k takes shards k·s, ..., k·s + s - 1 of them.
+        (McMahan et al. cut MNIST into 200 equal shards of 300 images, 2 for each of 100
+        clients; with equal cuts a shard may straddle two classes, here it never does.)
+
     seed: int; the same seed gives the same split, bit for bit.
+    shards_per_participant: int >= 1, only for scheme "shards" (None = 2 there).
     """
     X, y = as_data(X, y)
     N = X.shape[0]
@@ -171,17 +216,28 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0):
                          f"(X has {N} rows, and every participant needs one); got {K}")
     scheme = _check_scheme(scheme)
     alpha = _check_alpha(alpha, scheme)
+    s = _check_shards_per_participant(shards_per_participant, scheme)
     rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
     if scheme == "covariate":
         check_allocation(K * K, "num_participants")  # the (K, K) table of rows per region
+    if scheme in LABEL_SCHEMES:
+        label_of_row, class_sizes = _class_labels(y, scheme)
+    if scheme == "dirichlet":
+        check_allocation(K * len(class_sizes), "num_participants")  # the (K, C) table of counts
+    if scheme == "shards":
+        _check_num_shards(K, s, N)
 
     if scheme == "iid":
         owner = _deal(_equal_sizes(N, K), rng)
     elif scheme == "quantity":
         proportions = rng.dirichlet(np.full(K, alpha))
         owner = _deal(1 + _round_to_total(proportions, N - K), rng)
-    else:
+    elif scheme == "covariate":
         owner = _covariate_owner(X[:, 0], K, alpha, rng)
+    elif scheme == "dirichlet":
+        owner = _dirichlet_owner(label_of_row, class_sizes, K, alpha, rng)
+    else:
+        owner = _shards_owner(label_of_row, class_sizes, K, s, rng)
     return _group(X, y, owner, K, rng)
 
 
@@ -228,6 +284,44 @@ def make_concept_shift(num_participants, samples_per_participant, num_features, 
         X_parts.append(X_k)
         y_parts.append(add_noise(y_clean, noise, rng))
     return Federation.from_participants(X_parts, y_parts), W_true, b_true
+
+
+def split_held_out(federation, fraction=0.2, *, seed=0):
+    """Each participant's rows cut into a training share and a held-out share: (train, held_out).
+
+    Two Federations with the same K participants: participant k of `held_out` holds
+    n_k' = round(fraction · n_k) of participant k's n_k rows (rounded half up, then kept in
+    1..n_k - 1, so each share has at least one row), chosen at random; participant k of
+    `train` holds the other n_k - n_k'.  Train on `train`, and measure each participant on data
+    of its own that it never trained on: `simulate(train, ..., test=held_out)`.
+    The rows are not stratified by label.  Both federations have index = 0..n-1 (their rows
+    in the order they are held), like `Federation.from_participants`.
+    fraction: a number in (0, 1); a participant with a single row cannot be cut and is refused.
+    seed: int; the same seed gives the same shares, bit for bit.
+    """
+    if not isinstance(federation, Federation):
+        raise TypeError(f"federation must be a fedlite Federation (make one with fedlite.split); "
+                        f"got {type(federation).__name__}")
+    fraction = as_float(fraction, "fraction")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1 (the share of each participant's "
+                         f"rows to hold out), exclusive; got {fraction}")
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
+    sizes = federation.sizes
+    too_small = np.flatnonzero(sizes < 2)
+    if len(too_small):
+        k = too_small[0]
+        raise ValueError(f"fraction = {fraction:g} of participant {k}'s rows cannot be held out: "
+                         f"it has only 1 row, and each share needs at least one "
+                         f"({len(too_small)} of the {len(sizes)} participants have a single "
+                         f"row); give every participant at least 2 rows")
+    held_sizes = np.clip(np.floor(fraction * sizes + 0.5).astype(np.int64), 1, sizes - 1)
+    owner = federation.owner
+    rows = np.lexsort((rng.random(len(owner)), owner))      # each participant's rows, shuffled
+    rank = np.arange(len(owner)) - federation.offsets[owner]  # position within the participant
+    held = rank < held_sizes[owner]
+    return _subset(federation, rows[~held], sizes - held_sizes), _subset(federation, rows[held],
+                                                                          held_sizes)
 
 
 # ---- the steps of `split` ------------------------------------------------------------------
@@ -281,6 +375,92 @@ def _covariate_owner(x0, K, alpha, rng):
     return owner
 
 
+def _dirichlet_owner(label_of_row, class_sizes, K, alpha, rng):
+    """Owner of each row (N,) for the "dirichlet" scheme: steps 1-4 of `split`'s docstring."""
+    C = len(class_sizes)
+    counts = np.empty((K, C), dtype=np.int64)  # counts[k, c]: rows of class c for participant k
+    for c in range(C):
+        counts[:, c] = _round_to_total(rng.dirichlet(np.full(K, alpha)), class_sizes[c])
+    _give_everyone_a_row(counts)
+    return _deal_by_class(label_of_row, class_sizes, counts, rng)
+
+
+def _give_everyone_a_row(counts):
+    """Step 3 of "dirichlet", in place: each empty participant takes a row from the largest.
+
+    Needs N >= K: while a participant has no row, another has at least two, so no donor is
+    ever emptied.  A heap of (-size, k) finds the largest participant (lowest k on ties).
+    """
+    sizes = counts.sum(axis=1)
+    empty = np.flatnonzero(sizes == 0)
+    if len(empty) == 0:
+        return
+    largest = [(-int(n_k), k) for k, n_k in enumerate(sizes) if n_k > 0]
+    heapq.heapify(largest)
+    for k in empty:
+        minus_size, donor = heapq.heappop(largest)
+        c = int(np.argmax(counts[donor]))          # the donor's most common class
+        counts[donor, c] -= 1
+        counts[k, c] += 1
+        heapq.heappush(largest, (minus_size + 1, donor))
+        heapq.heappush(largest, (-1, int(k)))
+
+
+def _deal_by_class(label_of_row, class_sizes, counts, rng):
+    """Owners (N,): the rows of class c shuffled and dealt out, counts[k, c] to participant k."""
+    rows_by_class = np.argsort(label_of_row, kind="stable")
+    owner = np.empty(len(label_of_row), dtype=np.int64)
+    start = 0
+    for c, n_c in enumerate(class_sizes):
+        owner[rows_by_class[start:start + n_c]] = _deal(counts[:, c], rng)
+        start += n_c
+    return owner
+
+
+def _shards_owner(label_of_row, class_sizes, K, s, rng):
+    """Owner of each row (N,) for the "shards" scheme: steps 1-3 of `split`'s docstring."""
+    shuffled = rng.permutation(len(label_of_row))
+    rows_by_label = shuffled[np.argsort(label_of_row[shuffled], kind="stable")]
+    shard_sizes = _shard_sizes(class_sizes, K * s)
+    shard_owner = np.empty(K * s, dtype=np.int64)
+    shard_owner[rng.permutation(K * s)] = np.repeat(np.arange(K, dtype=np.int64), s)
+    owner = np.empty(len(label_of_row), dtype=np.int64)
+    owner[rows_by_label] = np.repeat(shard_owner, shard_sizes)
+    return owner
+
+
+def _shard_sizes(class_sizes, num_shards):
+    """The rows in each of num_shards (<= N) shards cut along the label order: (M,) int64."""
+    if num_shards < len(class_sizes):       # whole classes per shard, C/M of them
+        first_class = np.concatenate([[0], np.cumsum(_equal_sizes(len(class_sizes),
+                                                                  num_shards))[:-1]])
+        return np.add.reduceat(class_sizes, first_class)
+    return np.concatenate([_equal_sizes(n_c, m_c) for n_c, m_c
+                           in zip(class_sizes, _shards_per_class(class_sizes, num_shards))])
+
+
+def _shards_per_class(class_sizes, num_shards):
+    """m_c shards for each class (C,), adding up to num_shards (C <= num_shards <= N).
+
+    One each, then every next shard to the class with the most rows per shard n_c / m_c
+    (the lowest c on ties): the largest shard ends as small as it can be, and m_c <= n_c.
+    """
+    m = [1] * len(class_sizes)
+    most_rows_per_shard = [(-int(n_c), c) for c, n_c in enumerate(class_sizes)]
+    heapq.heapify(most_rows_per_shard)
+    for _ in range(num_shards - len(class_sizes)):
+        _, c = heapq.heappop(most_rows_per_shard)
+        m[c] += 1
+        heapq.heappush(most_rows_per_shard, (-int(class_sizes[c]) / m[c], c))
+    return m
+
+
+def _subset(federation, rows, sizes):
+    """A Federation of federation's `rows` (grouped by participant, sizes (K,) of them)."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return Federation(federation.X[rows], federation.y[rows], offsets, np.arange(len(rows)))
+
+
 def _group(X, y, owner, K, rng):
     """The Federation with the rows of participant 0 first, then 1, ...; random order within."""
     shuffled = rng.permutation(len(owner))
@@ -306,10 +486,15 @@ def _check_alpha(alpha, scheme):
         if alpha is not None:
             raise ValueError(f"alpha is not used by scheme 'iid'; leave it as None (got {alpha})")
         return None
+    if scheme == "shards":
+        if alpha is not None:
+            raise ValueError(f"alpha is not used by scheme 'shards' (shards_per_participant "
+                             f"sets the skew); leave it as None (got {alpha})")
+        return None
     if alpha is None:
-        if scheme == "quantity":
-            raise ValueError("alpha is required for scheme 'quantity': a number > 0 "
-                             "(e.g. 0.5; smaller alpha = more unequal sizes)")
+        if scheme in ALPHA_REQUIRED:
+            raise ValueError(f"alpha is required for scheme {scheme!r}: a number > 0 "
+                             f"(e.g. 0.5; {ALPHA_REQUIRED[scheme]})")
         return None
     alpha = as_float(alpha, "alpha")
     if alpha <= 0:
@@ -319,6 +504,42 @@ def _check_alpha(alpha, scheme):
                          f"Dirichlet draw, and already at alpha = 1e6 every share is within about "
                          f"0.1% of the others (for equal shares use scheme='iid'); got {alpha:g}")
     return alpha
+
+
+def _check_shards_per_participant(shards_per_participant, scheme):
+    """s for scheme "shards" (None = 2); None for the others, which refuse a value."""
+    if scheme != "shards":
+        if shards_per_participant is not None:
+            raise ValueError(f"shards_per_participant is used only by scheme 'shards'; leave it "
+                             f"as None for scheme {scheme!r} (got {shards_per_participant})")
+        return None
+    if shards_per_participant is None:
+        return DEFAULT_SHARDS_PER_PARTICIPANT
+    return as_int(shards_per_participant, "shards_per_participant", minimum=1)
+
+
+def _check_num_shards(K, s, N):
+    """Scheme "shards" cuts N rows into K·s shards: needs K·s <= N."""
+    if K * s > N:
+        raise ValueError(f"num_participants · shards_per_participant = {K} · {s} = {K * s} "
+                         f"shards is more than the {N} rows of X (every shard needs one); make "
+                         f"shards_per_participant or num_participants smaller")
+
+
+def _class_labels(y, scheme):
+    """For a label-based scheme: (the class of each row, 0..C-1 (N,), the size of each class (C,)).
+
+    y must hold class labels 0, 1, 2, ... (`models.as_labels`); anything else, such as the
+    targets of regression data, is refused, naming y and the scheme.  Classes are numbered in
+    increasing order of label (labels that no row has are skipped).
+    """
+    try:
+        labels = as_labels(y)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (scheme {scheme!r} splits the rows by class label; for "
+                         f"regression data use scheme 'iid', 'quantity' or 'covariate')") from None
+    _, label_of_row, class_sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    return label_of_row.astype(np.int64).ravel(), class_sizes.astype(np.int64)
 
 
 def _check_nonnegative(value, name):

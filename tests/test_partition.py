@@ -4,7 +4,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from fedlite.data import make_linear_data
-from fedlite.partition import Federation, make_concept_shift, split
+from fedlite.partition import Federation, make_concept_shift, split, split_held_out
 
 SCHEMES = [("iid", None), ("quantity", 0.5), ("covariate", None), ("covariate", 1.0)]
 
@@ -435,3 +435,268 @@ def test_hostile_arguments_are_refused_naming_them(make, error, match):
     X, y = _data(10)
     with pytest.raises(error, match=match):
         make(X, y)
+
+
+# ---- label skew: "dirichlet" and "shards" ---------------------------------------------------
+
+def _labelled(n=1000, num_classes=10, d=2, seed=0):
+    """X (n, d) with distinct rows, y the labels 0..C-1 in turn (n / C rows per class)."""
+    X = np.random.default_rng(seed).standard_normal((n, d))
+    return X, (np.arange(n) % num_classes).astype(np.float64)
+
+
+def _class_counts(fed, num_classes=10):
+    """(K, C): the rows of each class held by each participant."""
+    return np.array([np.bincount(fed.participant(k)[1].astype(np.int64), minlength=num_classes)
+                     for k in range(fed.num_participants)])
+
+
+LABEL_SCHEMES = [("dirichlet", 0.5, None), ("dirichlet", 1e-3, None), ("dirichlet", 1e4, None),
+                 ("shards", None, None), ("shards", None, 1), ("shards", None, 3)]
+
+
+@pytest.mark.parametrize("scheme, alpha, s", LABEL_SCHEMES)
+@pytest.mark.parametrize("K", [1, 3, 10, 100])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_schemes_give_a_valid_federation(scheme, alpha, s, K, seed):
+    """Every row dealt exactly once, every participant at least one row."""
+    X, y = _labelled(300)
+    fed = split(X, y, K, scheme=scheme, alpha=alpha, shards_per_participant=s, seed=seed)
+    assert_valid_federation(fed, X, y, K)
+
+
+@pytest.mark.parametrize("scheme, alpha, s", LABEL_SCHEMES)
+def test_label_schemes_same_seed_same_bits_other_seed_other_split(scheme, alpha, s):
+    X, y = _labelled(300)
+    a, b, c = (split(X, y, 10, scheme=scheme, alpha=alpha, shards_per_participant=s, seed=seed)
+               for seed in (4, 4, 5))
+    for name in ["X", "y", "offsets", "index"]:
+        assert_array_equal(getattr(a, name), getattr(b, name))
+    assert not np.array_equal(a.index, c.index)
+
+
+@pytest.mark.parametrize("alpha, tolerance", [(1e4, 0.01), (100.0, 0.06)])
+@pytest.mark.parametrize("seed", range(5))
+def test_dirichlet_large_alpha_gives_every_participant_the_overall_class_mix(alpha, tolerance,
+                                                                             seed):
+    counts = _class_counts(split(*_labelled(), 10, scheme="dirichlet", alpha=alpha, seed=seed))
+    proportions = counts / counts.sum(axis=1, keepdims=True)
+    assert np.abs(proportions - 0.1).max() <= tolerance
+
+
+@pytest.mark.parametrize("K", [10, 20])
+def test_dirichlet_small_alpha_gives_one_or_two_classes_per_participant(K):
+    """Measured over 10 seeds: few classes each, and two classes hold almost all the rows."""
+    num_classes, top_two = [], []
+    for seed in range(10):
+        counts = _class_counts(split(*_labelled(), K, scheme="dirichlet", alpha=0.01, seed=seed))
+        num_classes.extend((counts > 0).sum(axis=1))
+        top_two.extend(np.sort(counts, axis=1)[:, -2:].sum(axis=1) / counts.sum(axis=1))
+    assert np.mean(num_classes) <= 2.0 and np.median(num_classes) <= 2
+    assert np.mean(top_two) >= 0.95
+
+
+def test_dirichlet_classes_per_participant_grow_with_alpha():
+    mean_classes = [np.mean([(_class_counts(split(*_labelled(), 10, scheme="dirichlet",
+                                                  alpha=alpha, seed=seed)) > 0).sum(axis=1)
+                             for seed in range(3)])
+                    for alpha in [0.01, 0.1, 1.0, 100.0]]
+    assert mean_classes == sorted(mean_classes) and mean_classes[-1] == 10
+
+
+@pytest.mark.parametrize("N, K", [(100, 100), (1000, 200), (20, 7)])
+def test_dirichlet_tiny_alpha_still_gives_everyone_a_row(N, K):
+    X, y = _labelled(N)
+    fed = split(X, y, K, scheme="dirichlet", alpha=1e-6, seed=0)
+    assert_valid_federation(fed, X, y, K)
+    assert fed.sizes.min() >= 1
+
+
+def test_empty_participants_take_a_row_from_the_largest_deterministically():
+    """Step 3 of "dirichlet": in order of id, from the largest (lowest id on ties), its
+    most common class (lowest label on ties)."""
+    from fedlite.partition import _give_everyone_a_row
+    counts = np.array([[0, 0], [5, 1], [0, 0], [2, 3]])
+    _give_everyone_a_row(counts)
+    assert_array_equal(counts, [[1, 0], [3, 1], [1, 0], [2, 3]])
+
+
+@pytest.mark.parametrize("K, s", [(10, 1), (10, 2), (50, 2), (7, 3), (100, 5)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shards_give_at_most_shards_per_participant_classes(K, s, seed):
+    X, y = _labelled(1000)
+    fed = split(X, y, K, scheme="shards", shards_per_participant=s, seed=seed)
+    assert_valid_federation(fed, X, y, K)
+    assert ((_class_counts(fed) > 0).sum(axis=1) <= s).all()
+    if K * s % 10 == 0:                     # the same number of shards per class: equal sizes
+        assert fed.sizes.max() - fed.sizes.min() <= s
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shards_of_unequal_classes_still_hold_one_class_each(seed):
+    y = np.repeat(np.arange(4), [5, 40, 13, 2]).astype(np.float64)
+    X = np.random.default_rng(seed).standard_normal((len(y), 1))
+    fed = split(X, y, 6, scheme="shards", shards_per_participant=2, seed=seed)
+    assert_valid_federation(fed, X, y, 6)
+    assert ((_class_counts(fed, 4) > 0).sum(axis=1) <= 2).all()
+
+
+@pytest.mark.parametrize("K, s", [(1, 1), (1, 2), (2, 2), (3, 2), (4, 2), (3, 3)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shards_with_fewer_shards_than_classes_hold_whole_classes(K, s, seed):
+    """K·s < C: each shard holds C/(K·s) whole classes, rounded up or down."""
+    X, y = _labelled(100)
+    fed = split(X, y, K, scheme="shards", shards_per_participant=s, seed=seed)
+    assert_valid_federation(fed, X, y, K)
+    counts = _class_counts(fed)
+    assert ((counts == 0) | (counts == 10)).all()                 # whole classes only
+    assert (counts > 0).sum(axis=1).max() <= s * -(-10 // (K * s))
+
+
+def test_shards_default_is_two_per_participant_as_in_mcmahan_et_al():
+    X, y = _labelled(1000)
+    assert_array_equal(split(X, y, 10, scheme="shards", seed=0).index,
+                       split(X, y, 10, scheme="shards", shards_per_participant=2, seed=0).index)
+
+
+@pytest.mark.parametrize("class_sizes, num_shards, expected", [
+    ([10, 3, 7], 3, [1, 1, 1]),
+    ([10, 3, 7], 5, [2, 1, 2]),             # 10 -> 5 + 5, then 7 -> 4 + 3
+    ([4, 4], 5, [3, 2]),                    # ties to the lowest label
+    ([3, 1], 4, [3, 1]),                    # one row per shard: no class gets more than n_c
+])
+def test_shards_per_class_keeps_the_largest_shard_small(class_sizes, num_shards, expected):
+    from fedlite.partition import _shards_per_class
+    assert _shards_per_class(np.array(class_sizes), num_shards) == expected
+
+
+def test_label_skew_alias():
+    X, y = _labelled(200)
+    assert_array_equal(split(X, y, 4, scheme="label_skew", alpha=0.3, seed=0).index,
+                       split(X, y, 4, scheme="dirichlet", alpha=0.3, seed=0).index)
+
+
+@pytest.mark.parametrize("scheme, kwargs", [("dirichlet", {"alpha": 0.5}), ("shards", {})])
+@pytest.mark.parametrize("y, match", [
+    pytest.param(make_linear_data(10, 2, seed=0)[1], r"^y must hold whole-number class labels",
+                 id="regression targets"),
+    pytest.param(np.array([0.0, 1.0, 2.5] + [1.0] * 7), r"^y must hold whole-number.*y\[2\] = 2.5",
+                 id="one fraction"),
+    pytest.param(-np.ones(10), r"^y must hold class labels 0, 1, 2", id="negative labels"),
+])
+def test_label_schemes_refuse_data_without_labels_naming_y_and_the_scheme(scheme, kwargs, y,
+                                                                          match):
+    with pytest.raises(ValueError, match=match) as error:
+        split(np.zeros((10, 2)), y, 2, scheme=scheme, **kwargs)
+    assert f"scheme '{scheme}' splits the rows by class label" in str(error.value)
+    assert "for regression data use scheme 'iid', 'quantity' or 'covariate'" in str(error.value)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"scheme": "dirichlet"}, ValueError, "^alpha is required for scheme 'dirichlet'"),
+    ({"scheme": "dirichlet", "alpha": 0.0}, ValueError, "^alpha must be > 0"),
+    ({"scheme": "dirichlet", "alpha": 1e101}, ValueError, "^alpha must be at most"),
+    ({"scheme": "shards", "alpha": 0.5}, ValueError, "^alpha is not used by scheme 'shards'"),
+    ({"scheme": "shards", "shards_per_participant": 0}, ValueError, "^shards_per_participant"),
+    ({"scheme": "shards", "shards_per_participant": 2.0}, TypeError, "^shards_per_participant"),
+    ({"scheme": "shards", "shards_per_participant": 6}, ValueError,
+     r"^num_participants · shards_per_participant = 2 · 6 = 12 shards is more than the 10 rows"),
+    ({"scheme": "iid", "shards_per_participant": 2}, ValueError,
+     "^shards_per_participant is used only by scheme 'shards'"),
+    ({"scheme": "dirichlet", "alpha": 1.0, "shards_per_participant": 2}, ValueError,
+     "^shards_per_participant is used only by scheme 'shards'"),
+    ({"scheme": "dirichlet", "alpha": 1.0, "num_participants": 11}, ValueError,
+     "^num_participants must be at most"),
+])
+def test_label_scheme_bad_arguments_are_named(kwargs, error, match):
+    args = {"num_participants": 2, **kwargs}
+    X, y = np.zeros((10, 2)), np.arange(10) % 2
+    with pytest.raises(error, match=match):
+        split(X, y, args.pop("num_participants"), **args)
+
+
+def test_dirichlet_refuses_a_count_table_too_large_for_memory():
+    """K participants x C classes of counts: 10^5 x 10^5 would take 80 GB."""
+    y = np.arange(100_000, dtype=np.float64)
+    with pytest.raises(ValueError, match="^num_participants too large"):
+        split(np.zeros((100_000, 1)), y, 100_000, scheme="dirichlet", alpha=1.0)
+
+
+@pytest.mark.parametrize("scheme, alpha, first_rows, sizes", [
+    ("iid", None, [82, 185, 136, 23, 151, 54, 61, 37], [29, 29, 29, 29, 28, 28, 28]),
+    ("quantity", 0.5, [79, 195, 7, 67, 28, 125, 41, 118], [20, 1, 45, 18, 14, 45, 57]),
+    ("covariate", 1.0, [147, 19, 181, 7, 28, 36, 160, 152], [29, 29, 29, 29, 28, 28, 28]),
+])
+def test_the_older_schemes_split_exactly_as_before_the_label_schemes(scheme, alpha, first_rows,
+                                                                      sizes):
+    """Pinned from the code before "dirichlet" and "shards": same seed, same bits."""
+    fed = split(*_data(), 7, scheme=scheme, alpha=alpha, seed=0)
+    assert_array_equal(fed.index[:8], first_rows)
+    assert_array_equal(fed.sizes, sizes)
+
+
+# ---- held-out shares ------------------------------------------------------------------------
+
+def _rows(X, y):
+    """The rows (x, y) as a sorted list of tuples: compares data sets as multisets."""
+    return sorted(map(tuple, np.column_stack([X, y])))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5, 0.9])
+@pytest.mark.parametrize("scheme, alpha", [("iid", None), ("dirichlet", 0.1)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_split_held_out_cuts_each_participants_rows_in_two(fraction, scheme, alpha, seed):
+    X, y = _labelled(500)
+    fed = split(X, y, 10, scheme=scheme, alpha=alpha, seed=seed)
+    train, held_out = split_held_out(fed, fraction, seed=seed)
+    assert train.num_participants == held_out.num_participants == 10
+    expected_held = np.clip(np.floor(fraction * fed.sizes + 0.5), 1, fed.sizes - 1)
+    assert_array_equal(held_out.sizes, expected_held)
+    assert_array_equal(train.sizes + held_out.sizes, fed.sizes)
+    for federation in (train, held_out):
+        assert_valid_federation(federation, federation.X, federation.y, 10)
+        assert_array_equal(federation.index, np.arange(federation.num_samples))
+    for k in range(10):                     # participant k's rows, each in exactly one share
+        both = [np.concatenate(parts) for parts in zip(train.participant(k),
+                                                       held_out.participant(k))]
+        assert _rows(*both) == _rows(*fed.participant(k))
+
+
+def test_split_held_out_is_seeded():
+    fed = split(*_labelled(300), 5, seed=0)
+    a, b, c = (split_held_out(fed, 0.3, seed=seed)[1] for seed in (2, 2, 3))
+    assert_array_equal(a.X, b.X)
+    assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.X, c.X)
+
+
+def test_split_held_out_keeps_a_row_on_each_side_of_a_two_row_participant():
+    X, y = _labelled(4)
+    fed = Federation(X, y, [0, 2, 4], np.arange(4))
+    train, held_out = split_held_out(fed, 0.01)
+    assert_array_equal(train.sizes, [1, 1])
+    assert_array_equal(held_out.sizes, [1, 1])
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    (("federation",), {}, TypeError, "^federation must be a fedlite Federation"),
+    ((None, 0.2), {}, TypeError, "^federation"),
+    ((), {"fraction": 0.0}, ValueError, "^fraction must be between 0 and 1"),
+    ((), {"fraction": 1.0}, ValueError, "^fraction must be between 0 and 1"),
+    ((), {"fraction": np.nan}, ValueError, "^fraction"),
+    ((), {"fraction": "0.2"}, TypeError, "^fraction"),
+    ((), {"seed": -1}, ValueError, "^seed"),
+    ((), {"seed": 0.5}, TypeError, "^seed"),
+])
+def test_split_held_out_bad_arguments_are_named(args, kwargs, error, match):
+    fed = split(*_labelled(20), 2)
+    with pytest.raises(error, match=match):
+        split_held_out(*(args or (fed,)), **kwargs)
+
+
+def test_split_held_out_refuses_a_participant_with_one_row_naming_fraction():
+    X, y = _labelled(5)
+    fed = Federation(X, y, [0, 3, 4, 5], np.arange(5))
+    with pytest.raises(ValueError, match=r"^fraction = 0.2 of participant 1's rows cannot be "
+                                         r"held out: it has only 1 row.*\(2 of the 3"):
+        split_held_out(fed)
