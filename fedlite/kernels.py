@@ -309,11 +309,25 @@ def transpose_block(X, i0, m, Xt):
 
 @jit
 def dense_block(Xt, W, b, m, Z):
-    """Z[c, t] = b_c + Σ_k W[k, c] Xt[k, t] for t < m: a dense layer on one block of rows."""
-    for c in range(W.shape[1]):
+    """Z[c, t] = b_c + Σ_k W[k, c] Xt[k, t] for t < m: a dense layer on one block of rows.
+
+    Four features k at a time for every c, so each pass over Z[c] does four multiply-adds and
+    the four rows of Xt stay in L1 cache across the classes.
+    """
+    d, C = W.shape
+    for c in range(C):
         for t in range(m):
             Z[c, t] = b[c]
-        for k in range(W.shape[0]):
+    k = 0
+    while k + 4 <= d:
+        for c in range(C):
+            w0, w1, w2, w3 = W[k, c], W[k + 1, c], W[k + 2, c], W[k + 3, c]
+            for t in range(m):   # Z[c, t] += Σ_{k'=k..k+3} W[k', c] Xt[k', t]
+                Z[c, t] += (w0 * Xt[k, t] + w1 * Xt[k + 1, t]
+                            + w2 * Xt[k + 2, t] + w3 * Xt[k + 3, t])
+        k += 4
+    for k in range(k, d):       # the last d mod 4 features
+        for c in range(C):
             w_kc = W[k, c]
             for t in range(m):
                 Z[c, t] += w_kc * Xt[k, t]
@@ -322,13 +336,32 @@ def dense_block(Xt, W, b, m, Z):
 @jit
 def dense_grad_block(Xt, G, m, grad_W, grad_b):
     """The dense layer's gradient sums over one block, given G = ∂L/∂Z (C, BLOCK_ROWS):
-    grad_W[k, c] += Σ_t Xt[k, t] G[c, t],  grad_b[c] += Σ_t G[c, t]."""
-    for c in range(G.shape[0]):
+    grad_W[k, c] += Σ_t Xt[k, t] G[c, t],  grad_b[c] += Σ_t G[c, t].
+
+    Four classes c at a time for every k, so each row of Xt is read once per four sums.
+    """
+    d, C = Xt.shape[0], G.shape[0]
+    for c in range(C):
         g_b = 0.0
         for t in range(m):
             g_b += G[c, t]
         grad_b[c] += g_b
-        for k in range(Xt.shape[0]):
+    for k in range(d):
+        c = 0
+        while c + 4 <= C:
+            g0 = g1 = g2 = g3 = 0.0
+            for t in range(m):   # g_c' = Σ_t Xt[k, t] G[c', t] for c' = c..c+3
+                x = Xt[k, t]
+                g0 += x * G[c, t]
+                g1 += x * G[c + 1, t]
+                g2 += x * G[c + 2, t]
+                g3 += x * G[c + 3, t]
+            grad_W[k, c] += g0
+            grad_W[k, c + 1] += g1
+            grad_W[k, c + 2] += g2
+            grad_W[k, c + 3] += g3
+            c += 4
+        for c in range(c, C):   # the last C mod 4 classes
             g = 0.0
             for t in range(m):
                 g += Xt[k, t] * G[c, t]
