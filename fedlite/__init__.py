@@ -41,10 +41,10 @@ import importlib as _importlib
 
 from . import (algorithms, checks, core, data, engine, experiments, federated, kernels, models,
                parameters, partition, reference, simulation, startup, validation)
-from .data import make_linear_data, make_sine_data, make_teacher_data
+from .data import load_digits, make_linear_data, make_sine_data, make_teacher_data
 from .models import (linear_loss_grad, mlp_classifier_loss_grad, mlp_loss_grad,
                      softmax_loss_grad)
-from .partition import Federation, make_concept_shift, split
+from .partition import Federation, make_concept_shift, split, split_held_out
 from .simulation import History, simulate
 from .startup import WarmupReport, warmup
 
@@ -68,7 +68,8 @@ def __dir__():
 
 
 __all__ = [
-    "Federation", "History", "WarmupReport", "linear_loss_grad", "make_concept_shift",
-    "make_linear_data", "make_sine_data", "make_teacher_data", "mlp_classifier_loss_grad",
-    "mlp_loss_grad", "reference", "simulate", "softmax_loss_grad", "split", "warmup",
+    "Federation", "History", "WarmupReport", "linear_loss_grad", "load_digits",
+    "make_concept_shift", "make_linear_data", "make_sine_data", "make_teacher_data",
+    "mlp_classifier_loss_grad", "mlp_loss_grad", "reference", "simulate", "softmax_loss_grad",
+    "split", "split_held_out", "warmup",
 ]
