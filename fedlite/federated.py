@@ -67,8 +67,11 @@ def aggregate_fit(results):
 class Server:
     """The server half of an algorithm with its state (SCAFFOLD's c, optimiser moments)."""
 
-    def __init__(self, config, num_participants, num_params):
+    def __init__(self, config, num_participants, num_params, total_examples=None):
+        """total_examples: N, the rows of all participants (SCAFFOLD weights its control
+        variates by n_k / N); None = every participant has the same number of rows."""
         self.config = config
+        self.total_examples = total_examples
         self.algorithm = ALGORITHMS[config["algorithm"]]
         self.optimizer = make_server_optimizer(_full_config(config))
         self.num_participants = num_participants
@@ -77,7 +80,10 @@ class Server:
 
     def aggregate_fit(self, parameters, results, selected):
         """New parameters from [(u_k, n_k, metrics), ...] of the participants in `selected`."""
-        extras = {"num_participants": self.num_participants}
+        sizes = np.array([n for _, n, _ in results], dtype=np.float64)
+        total = (self.total_examples if self.total_examples is not None
+                 else sizes.mean() * self.num_participants)
+        extras = {"num_participants": self.num_participants, "weights": sizes / total}
         if results and "control_delta" in results[0][2]:
             extras["control_delta"] = np.array([metrics["control_delta"]
                                                 for _, _, metrics in results])

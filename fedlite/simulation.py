@@ -244,7 +244,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
             reports, extras, new_participant_state = algo.fit_selected(
                 model, federation, chosen, keys, r, theta, config, participant_state,
                 server_state)
-            extras = {**extras, "num_participants": K}
+            extras = {**extras, "num_participants": K, "weights": sizes[chosen] / sizes.sum()}
             if not np.isfinite(reports).all():
                 diverged_at = r
                 break

@@ -39,7 +39,7 @@ def readable_run(fed, history, model, hidden, seed, config):
     model_obj = participants[0].model
     theta = model_obj.init(np.random.default_rng(RunSeeds.from_seed(seed).init))
     server = federated.Server({**config, **history.config.as_dict()}, fed.num_participants,
-                              theta.size)
+                              theta.size, total_examples=fed.num_samples)
     for r, selected in enumerate(history.selected, start=1):
         round_config = {**history.config.as_dict(), "round": r}
         theta = federated.run_round(participants, theta, round_config, selected, server)

@@ -29,6 +29,16 @@ def test_scaffold_reaches_the_pooled_optimum_where_fedavg_stalls(seed, batch_siz
     assert gap_scaffold < gap_fedavg / 10
 
 
+def test_with_unequal_sizes_scaffold_reaches_the_pooled_optimum():
+    """c is the n_k-weighted mean of the c_k, so the fixed point minimises the pooled loss
+    (the paper's uniform mean would give the minimiser of the plain average of the losses)."""
+    sizes = [10, 20, 40, 80, 150]
+    fed, _, _ = fedlite.make_concept_shift(5, sizes, 5, spread=1.0, seed=0)
+    history = fedlite.simulate(fed, algorithm="scaffold", num_rounds=300, lr=0.02,
+                               local_epochs=5)
+    assert experiments.distance_to_optimum(history, fed) < 1e-9
+
+
 def test_participants_that_sit_out_keep_their_control_variate():
     fed = drifting()
     history = fedlite.simulate(fed, algorithm="scaffold", num_rounds=3, lr=0.05,
@@ -38,8 +48,9 @@ def test_participants_that_sit_out_keep_their_control_variate():
     never = np.setdiff1d(np.arange(fed.num_participants), ever)
     assert never.size and ever.size
     assert np.all(controls[never] == 0) and np.all(np.abs(controls[ever]).sum(axis=1) > 0)
-    # the server's c is the mean over ALL participants of the c_k (it starts at 0 = mean of 0s)
-    np.testing.assert_allclose(history.state.server_state["control"], controls.mean(axis=0),
+    # the server's c is the n_k-weighted mean over ALL participants of the c_k (from 0)
+    weights = fed.sizes / fed.num_samples
+    np.testing.assert_allclose(history.state.server_state["control"], weights @ controls,
                                rtol=1e-12, atol=1e-15)
 
 

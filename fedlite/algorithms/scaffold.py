@@ -8,13 +8,16 @@ drift: the server keeps c, participant k keeps c_k (both start at 0), and
       option II of the paper:           c_k+ = c_k - c + (x - y) / (tau_k lr)
       sends                             y_k (its weights, as in FedAvg) and Δc_k = c_k+ - c_k
   server:                               x <- x + server_lr · (Σ n_k y_k / Σ n_k - x)
-                                        c <- c + (1/K) Σ_{k selected} Δc_k
+                                        c <- c + Σ_{k selected} (n_k / N) Δc_k
 
-K is the number of all participants; the paper's server step size eta_g is `server_lr` (1 by
-default; any server optimiser applies to the model step).  A participant that sits a round out
-keeps its c_k.  The paper averages y_k uniformly; fedlite weights by n_k like FedAvg (the same
-with equal sizes).  At SCAFFOLD's fixed point the corrections cancel the drift, so it reaches
-the pooled optimum where FedAvg stalls (notebook 07).
+N is the number of rows of all participants, so c stays the n_k-weighted mean of all the c_k;
+the paper's server step size eta_g is `server_lr` (1 by default; any server optimiser applies
+to the model step).  A participant that sits a round out keeps its c_k.  The paper averages
+y_k and Δc_k uniformly (c <- c + (1/K) Σ Δc_k); fedlite weights both by n_k like FedAvg, which
+is the same with equal sizes, and with unequal sizes makes the fixed point the minimiser of
+the pooled loss Σ_k n_k L_k / N (with the paper's uniform weights it would be the minimiser
+of the plain average of the participants' losses).  At SCAFFOLD's fixed point the corrections
+cancel the drift, so it reaches the pooled optimum where FedAvg stalls (notebook 07).
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ class Scaffold(LocalSGD):
         c_k_new = c_k - c + (theta - reports) / (steps[:, None] * config["lr"])
         controls = controls.copy()
         controls[selected] = c_k_new
-        extras = {"control_delta": c_k_new - c_k, "num_participants": controls.shape[0]}
+        extras = {"control_delta": c_k_new - c_k}
         return reports, extras, {"control": controls}
 
     # -- server half
@@ -64,10 +67,7 @@ class Scaffold(LocalSGD):
                       optimizer):
         new_theta, server_state = super().aggregate_fit(theta, mean_report, extras, selected,
                                                         config, server_state, optimizer)
-        deltas = extras["control_delta"]
-        num_participants = extras["num_participants"]
         total = np.zeros(theta.size)
-        for delta in deltas:            # a fixed order: the thread count cannot change a bit
-            total += delta
-        return new_theta, {**server_state,
-                           "control": server_state["control"] + total / num_participants}
+        for weight, delta in zip(extras["weights"], extras["control_delta"]):
+            total += weight * delta     # n_k / N; a fixed order: threads cannot change a bit
+        return new_theta, {**server_state, "control": server_state["control"] + total}
