@@ -2,7 +2,8 @@
 
 With ax=None a new figure is made with `plt.subplots()` (a notebook shows it below the cell);
 pass an ax to draw into a figure of your own.  Nothing here runs a simulation: give the
-functions a `History` from `fedlite.simulation.simulate` or a `Federation` from `fedlite.split`.
+functions a `History` from `fedlite.simulation.simulate`, a `Federation` from `fedlite.split`,
+or images such as `fedlite.load_digits`'s.
 
 A run that diverged is drawn up to its last finite round and marked with an "x" and the words
 "diverged at round r" (the History never holds NaN or inf, so neither does a plot).
@@ -11,14 +12,17 @@ so a bad call leaves no half-made figure behind.
 """
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
+from .models import as_labels
 from .partition import Federation
 from .simulation import History
-from .validation import as_float, as_float_array, as_int
+from .validation import as_float, as_float_array, as_int, check_allocation
 
 LOSS_LABEL = "training loss (mean squared error / 2)"
 ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx"}
@@ -176,6 +180,106 @@ def plot_sizes(federation, ax=None):
     return ax
 
 
+def plot_label_histogram(federation, ax=None, num_classes=None):
+    """Label skew at a glance: one bar per participant, its rows of each class stacked.
+
+    The federation's y must hold class labels 0..C-1 (e.g. from `split(..., scheme="dirichlet")`
+    on `load_digits`); C = num_classes, or the largest label + 1 when None.  Up to 20 classes get
+    a legend, more a colorbar.
+    """
+    federation = check_federation(federation)
+    if num_classes is not None:
+        num_classes = as_int(num_classes, "num_classes", minimum=1)
+    why = None if num_classes is None else f"num_classes = {num_classes}"
+    try:
+        labels = as_labels(federation.y, num_classes, name="the federation's y", why=why)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (a label histogram needs classification data; for regression "
+                         f"data see plot_partition)") from None
+    labels = labels.astype(np.int64)
+    C = int(labels.max()) + 1 if num_classes is None else num_classes
+    K = federation.num_participants
+    check_allocation(K * C, "num_classes" if num_classes is not None else "the largest label")
+    counts = np.bincount(federation.owner * C + labels, minlength=K * C).reshape(K, C)
+    ax = _check_ax(ax)
+    colors = _class_colors(C)
+    bottom = np.zeros(K, dtype=np.int64)
+    for c in range(C):
+        ax.bar(np.arange(K), counts[:, c], bottom=bottom, width=0.85, color=colors[c],
+               label=f"{c}", linewidth=0)
+        bottom += counts[:, c]
+    if C <= 20:
+        ax.legend(title="class", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  ncol=2 if C > 10 else 1)
+    else:
+        mappable = plt.cm.ScalarMappable(plt.Normalize(-0.5, C - 0.5), cmap="viridis")
+        ax.figure.colorbar(mappable, ax=ax, label="class")
+    for axis in (ax.xaxis, ax.yaxis):   # participants and rows are whole numbers
+        axis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("participant")
+    ax.set_ylabel("rows of each class")
+    ax.set_title(f"Labels of each participant ({count_text(K, 'participant')}, "
+                 f"{count_text(C, 'class', 'classes')})")
+    return ax
+
+
+def plot_digits(X, y=None, ax=None, num_images=20, ncols=10, y_hat=None):
+    """The first num_images rows of X drawn as square images (8x8 for the digits), in a grid.
+
+    X (n, d) with d a square (64 = 8x8): each row is an image, its pixel rows one after another.
+    y (n,): labels written above the images; y_hat (n,): predicted labels, written instead, in
+    red where they differ from y.  Dark = large values (ink).  ncols: images per grid row.
+    """
+    X = as_float_array(X, "X", 2, ("n", "d"))
+    n, d = X.shape
+    side = math.isqrt(d)
+    if side * side != d:
+        raise ValueError(f"X must hold square images, one per row (d = side², e.g. 64 for 8x8 "
+                         f"pixels); got rows of {d} values")
+    if y is not None:
+        y = as_labels(y, n=n, name="y").astype(np.int64)
+    if y_hat is not None:
+        y_hat = as_labels(y_hat, n=n, name="y_hat").astype(np.int64)
+    num_images = min(as_int(num_images, "num_images", minimum=1), n)
+    ncols = min(as_int(ncols, "ncols", minimum=1), num_images)
+    nrows = -(-num_images // ncols)
+    labelled = y is not None or y_hat is not None
+    top = 3 if labelled else 1      # pixels above each image: room for its label, or a gap
+    cell_w, cell_h = side + 1, side + top
+    shape = (nrows * cell_h - (0 if labelled else 1), ncols * cell_w - 1)
+    mosaic = np.ma.masked_array(np.zeros(shape), mask=True)   # the gaps stay masked (grey)
+    if ax is None:                  # a figure of our own, fitted to the grid: 0.56 in per image
+        width, height = shape[1] * 0.56 / side + 0.2, shape[0] * 0.56 / side + 0.45
+        ax = _check_ax(ax, figsize=(width, height))
+        ax.figure.subplots_adjust(left=0.1 / width, right=1 - 0.1 / width,
+                                  bottom=0.05 / height, top=1 - 0.4 / height)
+    ax = _check_ax(ax)
+    for i in range(num_images):
+        row, col = divmod(i, ncols)
+        y0, x0 = row * cell_h + (top if labelled else 0), col * cell_w
+        mosaic[y0:y0 + side, x0:x0 + side] = X[i].reshape(side, side)
+    images = X[:num_images]
+    ax.imshow(mosaic, cmap=plt.get_cmap("gray_r").with_extremes(bad="0.85"),
+              vmin=images.min(), vmax=images.max(), interpolation="nearest")
+    wrong = 0
+    for i in range(num_images if labelled else 0):
+        row, col = divmod(i, ncols)
+        label = y[i] if y_hat is None else y_hat[i]
+        is_wrong = y is not None and y_hat is not None and y_hat[i] != y[i]
+        wrong += is_wrong
+        ax.text(col * cell_w + (side - 1) / 2, row * cell_h + top - 0.7, f"{label}",
+                ha="center", va="bottom", fontsize=8, color="red" if is_wrong else "black",
+                fontweight="bold" if is_wrong else "normal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    title = f"{count_text(num_images, 'image')} ({side}x{side} pixels)"
+    if y_hat is not None:
+        title += ", predicted labels" + (f" (red: wrong, {wrong} of {num_images})"
+                                         if y is not None else "")
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
 def plot_fit_1d(X, y, predict, ax=None, label="model"):
     """1-feature data (points) and a model's prediction y_hat = predict(X) along x (a curve).
 
@@ -206,9 +310,11 @@ def plot_fit_1d(X, y, predict, ax=None, label="model"):
     return ax
 
 
-def count_text(n, noun):
-    """ "1 participant", "8 participants": a count with its noun, singular only for 1."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def count_text(n, noun, plural=None):
+    """ "1 participant", "8 participants": a count with its noun, singular only for 1.
+
+    plural: the plural where it is not noun + "s" (e.g. "classes")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def check_history(history, name="history"):
@@ -227,15 +333,22 @@ def check_federation(federation, name="federation"):
     return federation
 
 
-def _check_ax(ax, allow_none=True):
-    """A new Axes (ax=None) or the matplotlib Axes given."""
+def _check_ax(ax, allow_none=True, figsize=None):
+    """A new Axes (ax=None; of figsize inches, None = matplotlib's default) or the Axes given."""
     if ax is None and allow_none:
-        _, ax = plt.subplots()
+        _, ax = plt.subplots(figsize=figsize)
         return ax
     if not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None; "
                         f"got {type(ax).__name__}")
     return ax
+
+
+def _class_colors(num_classes):
+    """num_classes distinct colours: tab10 or tab20 for up to 20 classes, else viridis."""
+    if num_classes <= 20:
+        return plt.get_cmap("tab10" if num_classes <= 10 else "tab20").colors
+    return plt.get_cmap("viridis")(np.linspace(0, 1, num_classes))
 
 
 def _as_curve(values, name, length="n"):

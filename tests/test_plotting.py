@@ -5,6 +5,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+import fedlite
 from fedlite import plotting
 from fedlite.data import make_linear_data, make_sine_data
 from fedlite.partition import split
@@ -150,6 +151,79 @@ def test_plot_partition_title_is_in_good_english(n, K, title):
     assert plotting.plot_partition(split(X, y, K), ax=new_ax()).get_title() == title
 
 
+# ---- classification data: label histograms and digit images -------------------------------
+
+def _labelled_federation(K=6, num_classes=10, n=300, scheme="dirichlet", seed=0):
+    X = np.random.default_rng(seed).standard_normal((n, 64))
+    y = np.arange(n) % num_classes
+    return split(X, y, K, scheme=scheme, alpha=0.3 if scheme == "dirichlet" else None, seed=seed)
+
+
+def _bar_heights(ax, K, C):
+    """(K, C): the height of the bar of class c over participant k, from the drawn patches."""
+    heights = np.zeros((K, C))
+    for c, container in enumerate(ax.containers):
+        for k, patch in enumerate(container.patches):
+            heights[k, c] = patch.get_height()
+    return heights
+
+
+@pytest.mark.parametrize("K, num_classes", [(1, 2), (6, 10), (20, 15), (4, 25)])
+def test_plot_label_histogram_stacks_each_participants_classes(K, num_classes):
+    fed = _labelled_federation(K, num_classes)
+    ax = plotting.plot_label_histogram(fed, ax=new_ax() if K > 1 else None)
+    assert_labelled(ax)
+    expected = np.array([np.bincount(fed.participant(k)[1].astype(int), minlength=num_classes)
+                         for k in range(K)])
+    np.testing.assert_array_equal(_bar_heights(ax, K, num_classes), expected)
+    for c, container in enumerate(ax.containers):      # stacked: class c starts where c-1 ended
+        bottoms = [patch.get_y() for patch in container.patches]
+        np.testing.assert_array_equal(bottoms, expected[:, :c].sum(axis=1))
+    if num_classes <= 20:
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            str(c) for c in range(num_classes)]
+    else:
+        assert len(ax.figure.axes) == 2  # the colorbar
+    assert f"{K} participant" in ax.get_title() and f"{num_classes} classes" in ax.get_title()
+
+
+def test_plot_label_histogram_with_more_classes_than_the_labels_show():
+    fed = _labelled_federation(3, 4)
+    ax = plotting.plot_label_histogram(fed, ax=new_ax(), num_classes=10)
+    assert len(ax.containers) == 10
+    assert _bar_heights(ax, 3, 10)[:, 4:].sum() == 0
+
+
+def test_plot_digits_draws_each_image_in_its_cell():
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(size=(7, 64)), np.arange(7) % 10
+    ax = plotting.plot_digits(X, y, num_images=5, ncols=3)
+    assert isinstance(ax, Axes) and ax.get_title() == "5 images (8x8 pixels)"
+    (image,) = ax.images
+    mosaic = image.get_array()
+    assert mosaic.shape == (2 * 11, 3 * 9 - 1)          # 2 rows of 3 cells, 3 pixels for a label
+    for i in range(5):
+        row, col = divmod(i, 3)
+        cell = mosaic[row * 11 + 3: row * 11 + 11, col * 9: col * 9 + 8]
+        np.testing.assert_array_equal(cell, X[i].reshape(8, 8))
+    assert mosaic.mask[:, 8].all() and mosaic.mask[-8:, -8:].all()   # gaps, the empty 6th cell
+    assert [t.get_text() for t in ax.texts] == [str(label) for label in y[:5]]
+
+
+def test_plot_digits_marks_wrong_predictions_in_red():
+    y, y_hat = np.array([1, 2, 3, 4]), np.array([1, 7, 3, 0])
+    ax = plotting.plot_digits(np.ones((4, 16)), y, ax=new_ax(), y_hat=y_hat)
+    assert [t.get_text() for t in ax.texts] == ["1", "7", "3", "0"]
+    assert [t.get_color() for t in ax.texts] == ["black", "red", "black", "red"]
+    assert "4x4 pixels" in ax.get_title() and "red: wrong, 2 of 4" in ax.get_title()
+
+
+def test_plot_digits_without_labels_and_with_fewer_images_than_asked():
+    ax = plotting.plot_digits(np.zeros((3, 64)), num_images=20)
+    assert len(ax.texts) == 0 and ax.get_title() == "3 images (8x8 pixels)"
+    assert ax.images[0].get_array().shape == (8, 3 * 9 - 1)
+
+
 class _Unconvertible:
     def __array__(self, *args, **kwargs):
         raise RuntimeError("no array for you")
@@ -204,6 +278,46 @@ BAD_PLOTS = {
         [0.0, 1.0], [1.0, 2.0], 1.5), TypeError, "^diverged_at"),
     "fit predict wrong shape": (lambda runs, fed: plotting.plot_fit_1d(
         [0.0, 1.0], [1.0, 2.0], lambda X: np.ones(3)), ValueError, r"^predict\(X\)"),
+    "histogram of arrays": (lambda runs, fed: plotting.plot_label_histogram(fed.y), TypeError,
+                            "^federation"),
+    "histogram of regression data": (lambda runs, fed: plotting.plot_label_histogram(fed),
+                                     ValueError, "^the federation's y must hold whole-number "
+                                                 "class labels.*plot_partition"),
+    "histogram num_classes too small": (lambda runs, fed: plotting.plot_label_histogram(
+        _labelled_federation(), num_classes=5), ValueError,
+        r"^the federation's y must hold class labels 0..4 \(num_classes = 5\)"),
+    "histogram num_classes a float": (lambda runs, fed: plotting.plot_label_histogram(
+        _labelled_federation(), num_classes=10.0), TypeError, "^num_classes"),
+    "histogram num_classes zero": (lambda runs, fed: plotting.plot_label_histogram(
+        _labelled_federation(), num_classes=0), ValueError, "^num_classes"),
+    "histogram ax": (lambda runs, fed: plotting.plot_label_histogram(_labelled_federation(),
+                                                                     ax="left"), TypeError, "^ax"),
+    "histogram of a label of 10**9": (lambda runs, fed: plotting.plot_label_histogram(
+        fedlite.Federation(np.zeros((2, 1)), [0, 10**9], [0, 1, 2], [0, 1])), ValueError,
+        "^the largest label too large: 2,000,000,002 values"),
+    "histogram num_classes huge": (lambda runs, fed: plotting.plot_label_histogram(
+        _labelled_federation(), num_classes=10**12), ValueError, "^num_classes too large"),
+    "digits not square": (lambda runs, fed: plotting.plot_digits(np.ones((3, 10))), ValueError,
+                          "^X must hold square images"),
+    "digits X 1-D": (lambda runs, fed: plotting.plot_digits(np.ones(64)), ValueError, "^X"),
+    "digits X NaN": (lambda runs, fed: plotting.plot_digits(np.full((2, 4), np.nan)), ValueError,
+                     "^X"),
+    "digits X unconvertible": (lambda runs, fed: plotting.plot_digits(_Unconvertible()),
+                               TypeError, "^X"),
+    "digits y too short": (lambda runs, fed: plotting.plot_digits(np.ones((3, 4)), [1, 2]),
+                           ValueError, "^y must be"),
+    "digits y fractional": (lambda runs, fed: plotting.plot_digits(np.ones((2, 4)), [1, 2.5]),
+                            ValueError, "^y must hold whole-number"),
+    "digits y_hat strings": (lambda runs, fed: plotting.plot_digits(np.ones((2, 4)), [1, 2],
+                                                                    y_hat=["a", "b"]),
+                             TypeError, "^y_hat"),
+    "digits num_images zero": (lambda runs, fed: plotting.plot_digits(np.ones((2, 4)),
+                                                                      num_images=0),
+                               ValueError, "^num_images"),
+    "digits ncols a float": (lambda runs, fed: plotting.plot_digits(np.ones((2, 4)), ncols=2.0),
+                             TypeError, "^ncols"),
+    "digits ax": (lambda runs, fed: plotting.plot_digits(np.ones((2, 4)), ax=[]), TypeError,
+                  "^ax"),
 }
 
 
