@@ -43,11 +43,17 @@ def shuffle_order(key, round_number, epoch, n):
 
     Fisher-Yates: for i = n-1 .. 1 swap i with j = hash(key, round, epoch, i) mod (i + 1).
     """
-    order = np.arange(n)
     seed = mix31((key ^ mix31(round_number & HASH_MASK)) & HASH_MASK)
     seed = mix31((seed ^ mix31((epoch + 0x5BD1E995) & HASH_MASK)) & HASH_MASK)
+    swap = np.empty(n, np.int64)   # every j first: a loop without the swaps vectorises
+    for i in range(1, n):
+        z = mix31((seed ^ mix31(i)) & HASH_MASK)
+        # j = z mod (i + 1) through a float division, which vectorises (an integer one does
+        # not).  Exact: z < 2**53, so rounding leaves z / (i + 1) below the next integer.
+        swap[i] = z - (i + 1) * np.int64(np.floor(z / (i + 1.0)))
+    order = np.arange(n)
     for i in range(n - 1, 0, -1):
-        j = mix31((seed ^ mix31(i)) & HASH_MASK) % (i + 1)
+        j = swap[i]
         order[i], order[j] = order[j], order[i]
     return order
 
@@ -95,20 +101,42 @@ def local_update(model, algorithm, X, y, start, stop, theta, d, h, lr, local_epo
             add_loss_grad(model, X, y, start, stop, out, d, h, grad)
             sgd_step(out, grad, n, theta, lr, mu, correction)
         return
-    Xb = np.empty((batch_size, d))
-    yb = np.empty(batch_size)
+    copied = 0 if model == LINEAR else batch_size   # the linear model reads rows in place
+    Xb = np.empty((copied, d))
+    yb = np.empty(copied)
     for epoch in range(local_epochs):
         order = shuffle_order(key, round_number, epoch, n)
         for b0 in range(0, n, batch_size):
             m = min(batch_size, n - b0)     # the last batch may be smaller
-            for t in range(m):              # gather this minibatch's rows
-                row = start + order[b0 + t]
-                for j in range(d):
-                    Xb[t, j] = X[row, j]
-                yb[t] = y[row]
             grad[:] = 0.0
-            add_loss_grad(model, Xb, yb, 0, m, out, d, h, grad)
+            if model == LINEAR:
+                grad[d] += linear_rows_at(X, y, start, order[b0:b0 + m], out[:d], out[d],
+                                          grad[:d])
+            else:
+                for t in range(m):          # gather this minibatch's rows
+                    row = start + order[b0 + t]
+                    for j in range(d):
+                        Xb[t, j] = X[row, j]
+                    yb[t] = y[row]
+                add_loss_grad(model, Xb, yb, 0, m, out, d, h, grad)
             sgd_step(out, grad, m, theta, lr, mu, correction)
+
+
+@jit
+def linear_rows_at(X, y, start, rows, w, b, grad_w):
+    """`kernels.linear_rows` over the rows start + rows[t] of X (a minibatch, read where it
+    lies rather than copied): add Σ r_i x_i to grad_w, return Σ r_i."""
+    d = X.shape[1]
+    sum_r = 0.0
+    for t in range(rows.shape[0]):
+        i = start + rows[t]
+        r = b - y[i]
+        for j in range(d):
+            r += X[i, j] * w[j]          # r_i = w·x_i + b - y_i
+        sum_r += r
+        for j in range(d):
+            grad_w[j] += r * X[i, j]     # Σ_i r_i x_i
+    return sum_r
 
 
 @jit
