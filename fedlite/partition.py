@@ -151,7 +151,8 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0,
 
     Every row goes to exactly one participant, every participant gets at least one row, and the
     rows of each participant come in random order.  Schemes (the Flower Datasets cousins are
-    IidPartitioner, and DirichletPartitioner over labels where "covariate" uses regions of x_0):
+    IidPartitioner, DirichletPartitioner over labels as "dirichlet" ("covariate" uses regions
+    of x_0 instead) and ShardPartitioner as "shards"):
 
     "iid": sizes as equal as possible (they differ by at most one), rows assigned at random.
 
@@ -173,8 +174,9 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0,
         alpha=None: participant k gets exactly region k (maximal shift, disjoint x_0 ranges).
         Small alpha: mostly region k.  Large alpha: ~1/K from every region, close to "iid".
 
-    The two label-skew schemes need classification data: y holds class labels, whole numbers
-    such as 0..9 (C = the number of distinct labels); any other y is refused, naming y.
+    The two label-skew schemes need classification data: y holds class labels 0, 1, 2, ...
+    (ints, or floats with whole values; C = the number of distinct labels); any other y, such
+    as a regression target, is refused, naming y and the scheme.
 
     "dirichlet" (alias "label_skew"): label skew, each participant sees mostly a few classes.
         1. For each class c, in increasing order of label: proportions p_c ~ Dirichlet(alpha,
@@ -185,8 +187,9 @@ def split(X, y, num_participants, *, scheme="iid", alpha=None, seed=0,
            participant that now holds the most rows (the lowest id on ties): a row of that
            participant's most common class (the lowest label on ties).
         4. Within each class, shuffle the rows and deal them out by these counts.
-        Small alpha (0.1): one or two classes per participant, and unequal sizes.  Large alpha
-        (100): every participant close to the overall class mix, sizes close to N/K.
+        Small alpha (0.01-0.1): most of each participant's rows from one or two classes, and
+        unequal sizes.  Large alpha (100): every participant close to the overall class mix,
+        sizes close to N/K.
         Hsu et al. (2019) draw each participant's class mix from a Dirichlet; drawing each
         class's spread over the participants instead (steps 1-2) is the common way to deal
         every row exactly once (Li et al., 2022, "Federated learning on non-IID data silos";
