@@ -21,8 +21,9 @@ The maths and the engine
   parameters      models as flat parameter vectors (what crosses the network)
   validation      the checks at the public boundary
 Data
-  data            synthetic regression data sets
-  partition       splitting data among participants (Federation, split, concept shift)
+  data            synthetic regression data sets and the handwritten digits (load_digits)
+  partition       splitting data among participants (Federation, split: iid, quantity skew,
+                  covariate shift, Dirichlet label skew, shards; concept shift; held-out shares)
 Privacy and communication
   privacy *       gathers leakage, secure_aggregation and differential_privacy
   leakage *       what a gradient reveals (exact inversion, gradient matching)
@@ -34,8 +35,11 @@ The course
   experiments     the pure functions behind the notebooks' explorers
   plotting *      figures (every function takes ax=None and returns the axes)
   widgets *       the interactive explorers (the only module importing ipywidgets)
-  checks, checks_privacy *, checks_communication *, checks_algorithms *   exercise checkers
+  checks, checks_algorithms *, checks_classification *, checks_privacy *,
+  checks_communication *   exercise checkers
   startup         warmup: compile or load every kernel
+Deployment (an optional extra: pip install -e ".[flower]")
+  flower *        the same participants and server on Flower's deployment engine
 """
 import importlib as _importlib
 
@@ -54,7 +58,8 @@ __version__ = "0.2.0"
 # import), yet `fedlite.plotting` works at once and `dir(fedlite)` lists them.
 _LAZY_MODULES = ("plotting", "widgets", "privacy", "leakage", "secure_aggregation",
                  "differential_privacy", "compression", "lora", "checks_privacy",
-                 "checks_communication", "checks_algorithms")
+                 "checks_communication", "checks_algorithms", "checks_classification",
+                 "flower")
 
 
 def __getattr__(name):

@@ -1,11 +1,16 @@
 """After `import fedlite`, every module a notebook uses is reachable, listed by dir() and help()."""
+import importlib.util
 import pkgutil
 import pydoc
 
 import fedlite
 
+
+OPTIONAL = {"flower": "flwr"}   # modules of an optional extra: reachable once it is installed
 PUBLIC_MODULES = sorted(m.name for m in pkgutil.iter_modules(fedlite.__path__)
-                        if not m.name.startswith("_"))
+                        if not m.name.startswith("_")
+                        and (m.name not in OPTIONAL
+                             or importlib.util.find_spec(OPTIONAL[m.name]) is not None))
 
 
 def test_every_module_is_an_attribute_of_fedlite():
