@@ -25,7 +25,8 @@ from .simulation import History
 from .validation import as_float, as_float_array, as_int, check_allocation
 
 LOSS_LABEL = "training loss (mean squared error / 2)"
-ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx"}
+ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx",
+                   "scaffold": "SCAFFOLD"}
 
 
 class LossCurve:
@@ -92,6 +93,9 @@ def describe(history):
         label += f", {count_text(c['local_epochs'], 'local epoch')}"
     if algorithm == "fedprox":
         label += f", mu={c['mu']:g}"
+    optimizer = c.get("server_optimizer", "sgd") if hasattr(c, "get") else "sgd"
+    if optimizer != "sgd" or c.get("server_lr", 1.0) != 1.0:
+        label += f", server {optimizer} lr={c['server_lr']:g}"
     return label
 
 

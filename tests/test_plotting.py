@@ -328,3 +328,11 @@ def test_bad_arguments_are_named_and_leave_no_figure_behind(name, runs, federati
     with pytest.raises(error, match=match):
         make(runs, federation)
     assert plt.get_fignums() == figures
+
+
+def test_describe_names_scaffold_and_the_server_optimiser():
+    X, y, _, _ = fedlite.make_linear_data(40, 2, seed=0)
+    fed = fedlite.split(X, y, 4)
+    run = fedlite.simulate(fed, algorithm="scaffold", num_rounds=1, lr=0.1,
+                           server_optimizer="adam", server_lr=0.05)
+    assert plotting.describe(run) == "SCAFFOLD, lr=0.1, 1 local epoch, server adam lr=0.05"
