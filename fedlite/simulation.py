@@ -215,6 +215,9 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
         state = past.state
         losses, loss0 = [past.participant_loss[-1]], float(past.loss[0])
         evaluate.records = {name: [values[-1]] for name, values in past.evaluation().items()}
+        if (past.test_loss is None) != (evaluate.test is None):
+            raise ValueError("resume: give test= exactly when the earlier run had it (the "
+                             "same test data), so that its evaluation continues")
     else:
         past = None
         theta = (model.init(np.random.default_rng(seeds.init)) if init is None

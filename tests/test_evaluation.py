@@ -97,3 +97,14 @@ def test_a_classifier_object_can_be_given_directly():
     history = fedlite.simulate(fed, model=SoftmaxModel(3, 3), algorithm="fedavg",
                                num_rounds=2, lr=0.5)
     assert history.accuracy.shape == (3,)
+
+
+def test_resume_needs_the_same_kind_of_evaluation():
+    fed, test_fed = labelled(seed=0), labelled(seed=1)
+    kwargs = dict(model="softmax", algorithm="fedavg", lr=0.5, num_rounds=1)
+    with_test = fedlite.simulate(fed, test=test_fed, **kwargs)
+    without = fedlite.simulate(fed, **kwargs)
+    with pytest.raises(ValueError, match="test="):
+        fedlite.simulate(fed, resume=with_test, **kwargs)
+    with pytest.raises(ValueError, match="test="):
+        fedlite.simulate(fed, resume=without, test=test_fed, **kwargs)
