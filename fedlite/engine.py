@@ -189,6 +189,17 @@ def aggregate(updates, num_examples):
     return mean
 
 
+@jit_entry
+def sum_rows(rows):
+    """Σ_s rows[s], shape (P,): 0 + rows[0] + rows[1] + ..., added in row order."""
+    m, P = rows.shape
+    total = np.zeros(P)
+    for s in range(m):
+        for p in range(P):
+            total[p] += rows[s, p]
+    return total
+
+
 @jit_parallel
 def participant_losses(model, X, y, offsets, theta, d, h):
     """Each participant's mean loss L_k = Σ_{i in k} r_i² / (2 n_k) at theta, shape (K,)."""
@@ -218,6 +229,7 @@ def exercise_kernels():
                 updates = local_updates(model, algorithm, X, y, offsets, selected, keys, 1,
                                         theta, 2, h, 0.1, 1, 1, 0.0, corrections)
             aggregate(updates, np.array([2.0, 2.0]))
+            sum_rows(updates)
         participant_losses(model, X, y, offsets, theta, 2, h)
     shuffle_order(1, 1, 0, 3)
 

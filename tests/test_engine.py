@@ -67,3 +67,14 @@ def test_linear_minibatches_read_in_place_give_the_copied_bits(d, batch_size):
     for k in selected:
         expected = copying_local_sgd(fed, k, keys[k], theta, 0.05, batch_size, 2, 2)
         np.testing.assert_array_equal(updates[k], expected)
+
+
+@pytest.mark.parametrize("m,P", [(1, 1), (3, 4), (1000, 11)])
+def test_sum_rows_adds_in_row_order(m, P):
+    """SCAFFOLD's server sums the control variate changes with it: the plain loop's bits."""
+    rows = np.random.default_rng(m).normal(size=(m, P)) * 10.0 ** (np.arange(P) - P // 2)
+    rows[0, 0] = -0.0
+    total = np.zeros(P)
+    for row in rows:
+        total += row
+    assert engine.sum_rows(rows).tobytes() == total.tobytes()
