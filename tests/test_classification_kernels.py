@@ -174,44 +174,38 @@ MANY_CHUNKS = [kernels.CHUNK_ROWS + 1, 3 * kernels.CHUNK_ROWS + 17,
 
 
 def all_kernels(n, d=3, C=4, h=5, seed=0):
-    """(name, kernel, args) for the four classification kernels on one random problem of n rows."""
-    softmax_args = softmax_problem(n, d, C, seed)
-    mlp_args = mlp_problem(n, d, C, h, seed)
-    return [("softmax serial", kernels.softmax_loss_grad_serial, softmax_args),
-            ("softmax parallel", kernels.softmax_loss_grad_parallel, softmax_args),
-            ("mlp_classifier serial", kernels.mlp_classifier_loss_grad_serial, mlp_args),
-            ("mlp_classifier parallel", kernels.mlp_classifier_loss_grad_parallel, mlp_args)]
+    """(name, serial kernel, parallel kernel, args) for both classifiers on n random rows."""
+    return [("softmax", kernels.softmax_loss_grad_serial, kernels.softmax_loss_grad_parallel,
+             softmax_problem(n, d, C, seed)),
+            ("mlp_classifier", kernels.mlp_classifier_loss_grad_serial,
+             kernels.mlp_classifier_loss_grad_parallel, mlp_problem(n, d, C, h, seed))]
 
 
-@pytest.mark.parametrize("n", MANY_CHUNKS)
-def test_serial_and_parallel_give_the_same_bits(n):
+THREADS = ([None] if JIT_DISABLED or numba.config.NUMBA_NUM_THREADS < 2
+           else [1, 2])  # None: leave numba's thread count alone
+
+
+@pytest.mark.parametrize("n", MANY_CHUNKS + [pytest.param(10**5, marks=slow_without_jit)])
+def test_serial_and_parallel_give_the_same_bits_on_any_thread_count(n):
     assert len(getattr(kernels.chunk_bounds, "py_func", kernels.chunk_bounds)(n)) > 2
-    results = {name: kernel(*args) for name, kernel, args in all_kernels(n)}
-    assert_same_bits(results["softmax serial"], results["softmax parallel"])
-    assert_same_bits(results["mlp_classifier serial"], results["mlp_classifier parallel"])
-
-
-@pytest.mark.skipif(JIT_DISABLED, reason="no threads without the JIT")
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs at least 2 threads")
-@pytest.mark.parametrize("n", [3 * kernels.CHUNK_ROWS + 17, 10**5])
-def test_thread_count_does_not_change_bits(n):
-    runs = all_kernels(n)
     before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = [kernel(*args) for _, kernel, args in runs]
-        numba.set_num_threads(2)
-        two = [kernel(*args) for _, kernel, args in runs]
-    finally:
-        numba.set_num_threads(before)
-    for (name, _, _), first, second in zip(runs, one, two):
-        assert_same_bits(first, second, name)
+    for name, serial, parallel, args in all_kernels(n):
+        want = serial(*args)
+        try:
+            for threads in THREADS:
+                if threads is not None:
+                    numba.set_num_threads(threads)
+                assert_same_bits(parallel(*args), want, f"{name}, {threads} threads")
+                assert_same_bits(serial(*args), want, f"{name} serial again")
+        finally:
+            numba.set_num_threads(before)
 
 
 def test_kernels_do_not_modify_their_inputs():
-    for name, kernel, args in all_kernels(2 * kernels.CHUNK_ROWS + 3):  # several chunks
+    for name, serial, parallel, args in all_kernels(2 * kernels.CHUNK_ROWS + 3):
         copies = [np.copy(a) for a in args]
-        kernel(*args)
+        serial(*args)
+        parallel(*args)
         for arg, copy in zip(args, copies):
             assert np.array_equal(arg, copy), name
 
