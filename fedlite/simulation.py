@@ -202,9 +202,12 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
     algo = ALGORITHMS[config.algorithm]
     optimizer = make_server_optimizer(config)
     aggregator = _check_aggregator(aggregator, algo)
-    seeds = RunSeeds.from_seed(config.seed)
+    # the run's random streams, made when first needed (spawning them costs ~30 µs, which a run
+    # stepped one round per call with everyone taking part and no aggregator never needs)
+    seeds = functools.cache(functools.partial(RunSeeds.from_seed, config.seed))
     K, P = federation.num_participants, model.num_params
     sizes = federation.sizes.astype(np.float64)
+    total_examples = sizes.sum()
     m = max(1, int(round(config.participation * K)))
     keys = participant_keys_for_seed(config.seed, K)
 
@@ -220,7 +223,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                              "same test data), so that its evaluation continues")
     else:
         past = None
-        theta = (model.init(np.random.default_rng(seeds.init)) if init is None
+        theta = (model.init(np.random.default_rng(seeds().init)) if init is None
                  else _initial_theta(init, model))
         state = RunState(0, theta, algo.init_participant_state(K, P),
                          {**algo.init_server_state(P), "optimizer": optimizer.init(P)})
@@ -233,30 +236,32 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                 "overflows float64 (values near 1e154 or more squared); rescale X and y"
                 + (" or choose a smaller init" if init is not None else ""))
     if aggregator is not None:
-        aggregator.start(K, P, seeds.aggregator)
+        aggregator.start(K, P, seeds().aggregator)
 
     theta, participant_state, server_state = (state.theta, state.participant_state,
                                               state.server_state)
     per_message = algo_values(algo, P) * BYTES_PER_VALUE
     selected, sent_up, diverged_at = [], [], None
     metrics = {}
+    loss_limit = DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)
     with np.errstate(all="ignore"):
         for r in range(state.round + 1, state.round + config.num_rounds + 1):
             chosen = (np.arange(K) if m == K
-                      else np.sort(seeds.round_rng(r).choice(K, size=m, replace=False)))
+                      else np.sort(seeds().round_rng(r).choice(K, size=m, replace=False)))
+            examples = sizes[chosen]
             reports, extras, new_participant_state = algo.fit_selected(
                 model, federation, chosen, keys, r, theta, config, participant_state,
                 server_state)
-            extras = {**extras, "num_participants": K, "weights": sizes[chosen] / sizes.sum()}
+            extras = {**extras, "num_participants": K, "weights": examples / total_examples}
             if not np.isfinite(reports).all():
                 diverged_at = r
                 break
             if aggregator is None:
-                mean = engine.aggregate(reports, sizes[chosen])
+                mean = engine.aggregate(reports, examples)
                 sent = m * per_message
             else:
                 try:
-                    mean, sent = _aggregate_with(aggregator, algo, reports, theta, sizes[chosen],
+                    mean, sent = _aggregate_with(aggregator, algo, reports, theta, examples,
                                                  chosen, r)
                 except UpdateOverflowError:
                     diverged_at = r
@@ -265,12 +270,11 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                 theta, mean, extras, chosen, config, server_state, optimizer)
             new_losses = _losses(model, federation, new_theta)
             loss = _global_loss(new_losses, sizes)
-            if not (np.isfinite(loss) and np.isfinite(new_theta).all()
-                    and loss <= DIVERGENCE_FACTOR * max(loss0, np.finfo(float).tiny)):
+            if not (np.isfinite(loss) and np.isfinite(new_theta).all() and loss <= loss_limit):
                 diverged_at = r
                 break
             for name, value in getattr(model, "round_metrics", _no_metrics)(
-                    reports, sizes[chosen], theta, new_theta).items():
+                    reports, examples, theta, new_theta).items():
                 metrics.setdefault(name, []).append(value)
             theta, participant_state, server_state = (new_theta, new_participant_state,
                                                       new_server_state)
