@@ -15,7 +15,8 @@ have seen go wrong:
 
 Every process it starts (JupyterLab, its kernels, playwright's driver, chromium) is stopped by
 its PID before `check` returns, also when it fails or is interrupted; the temporary folder,
-with JupyterLab's settings, goes too.  The committed notebook is never written.
+with JupyterLab's settings, goes too.  Should the checker itself be killed, JupyterLab gets a
+SIGTERM from the kernel (Linux) and stops its kernels, and playwright's driver stops chromium.  The committed notebook is never written.
 
 Adapted from the team's ../shared/tools/browser_check.py.  Chromium is /usr/bin/chromium (or
 $FEDLITE_CHROMIUM); playwright only drives it and never downloads a browser of its own.
@@ -26,6 +27,7 @@ By hand, with screenshots of each step:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -47,6 +49,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
 USES_WIDGETS = re.compile(r"\bipywidgets\b|\b\w+_explorer\(")
 KERNEL_DIED = re.compile(r"restarting kernel|kernel .* died", re.IGNORECASE)
 LOG_CONSOLE = "@jupyterlab/logconsole-extension:plugin"
+TAG = "FEDLITE_LABCHECK"  # in the environment of every process a check starts: its temp folder
 
 
 def browser_missing() -> str | None:
@@ -218,6 +221,21 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def tagged(tag: str) -> set[int]:
+    """Every process whose environment holds TAG=tag, also those chromium re-parents to init
+    (its crash handler), so that what we started can be stopped by PID."""
+    needle = f"{TAG}={tag}".encode()
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -241,6 +259,14 @@ def stop(pids, grace: float = 5.0) -> None:
             pids = [pid for pid in pids if alive(pid)]
         if not pids:
             return
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the checker dies, even by SIGKILL (Linux)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port() -> int:
@@ -284,7 +310,8 @@ class Lab:
         self._settings(dirs["settings"])
         env = {key: value for key, value in os.environ.items()
                if key not in ("MPLBACKEND", "JUPYTER_PATH")}
-        env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+        env.update({TAG: str(tmp)}, JUPYTER_CONFIG_DIR=str(dirs["config"]),
+                   JUPYTER_DATA_DIR=str(dirs["data"]),
                    JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]),
                    PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
                    PYDEVD_DISABLE_FILE_VALIDATION="1")
@@ -301,7 +328,8 @@ class Lab:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, cwd=root, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                                            start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         self.kernel_id = ""
 
     @staticmethod
@@ -361,6 +389,10 @@ class Lab:
         kernels = descendants(self.process.pid)
         stop([self.process.pid], grace=10)
         stop(kernels)
+        try:
+            self.process.wait(timeout=5)  # reap it: no zombie left behind
+        except subprocess.TimeoutExpired:
+            pass
 
 
 # ---------------------------------------------------------------------------------- the check
@@ -531,7 +563,9 @@ def check(notebook, *, timeout: float = 300, slider_wait: float = 30,
         lab = Lab(notebook, tmp)
         lab.wait_until_up(timeout=60)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            env = {**os.environ, TAG: str(tmp), "XDG_CONFIG_HOME": str(tmp / "chromium")}
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                                 env=env)
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1600})
                 page_errors = []
@@ -548,6 +582,7 @@ def check(notebook, *, timeout: float = 300, slider_wait: float = 30,
         if lab is not None:
             lab.stop()
         stop(descendants(os.getpid()) - ours_before)  # playwright's driver, chromium: by PID
+        stop(tagged(str(tmp)))  # and what left our tree: chromium's crash handler
         shutil.rmtree(tmp, ignore_errors=True)
         report.seconds = time.monotonic() - started
     return report

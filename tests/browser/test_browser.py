@@ -44,7 +44,7 @@ def test_the_checker_passes_a_notebook_whose_sliders_redraw_its_plot():
 
 
 def test_the_checker_fails_sliders_that_redraw_nothing():
-    report = check(HERE / "testdata" / "dead.ipynb", slider_wait=10)
+    report = check(HERE / "testdata" / "dead.ipynb", slider_wait=5)
     assert [s.status for s in report.sliders] == ["dead", "dead"]
     assert len(report.failures) == 2 and all("DEAD slider" in f for f in report.failures)
 
@@ -56,7 +56,7 @@ def test_the_checker_fails_a_cell_that_raises():
 
 
 def test_the_checker_fails_a_slider_callback_that_raises():
-    report = check(HERE / "testdata" / "callback_error.ipynb", slider_wait=10)
+    report = check(HERE / "testdata" / "callback_error.ipynb", slider_wait=5)
     assert [s.status for s in report.sliders] == ["dead"]
     assert any("log console shows an error" in f and "RuntimeError: deliberate failure" in f
                for f in report.failures), report.summary()
