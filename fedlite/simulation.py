@@ -12,6 +12,7 @@ here prints or plots: the caller decides what to show.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -227,7 +228,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                  else _initial_theta(init, model))
         state = RunState(0, theta, algo.init_participant_state(K, P),
                          {**algo.init_server_state(P), "optimizer": optimizer.init(P)})
-        losses = [_losses(model, federation, theta)]
+        losses = [_LAST_LOSSES.get(model, federation, theta)]
         loss0 = _global_loss(losses[0], sizes)
         evaluate(theta)
         if not np.isfinite(loss0):
@@ -283,6 +284,7 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
             selected.append(chosen)
             sent_up.append(sent)
 
+    _LAST_LOSSES.remember(model, federation, theta, losses[-1])
     R = len(selected)
     participant_loss = np.array(losses)
     history = History(
@@ -433,6 +435,35 @@ def _losses(model, federation, theta):
     return model.participant_losses(federation, theta)
 
 
+class _LastLosses:
+    """Each participant's loss where the latest run ended, kept so that a run continued from
+    there with `init=history.theta` (stepping one round per call) does not pass over all the
+    data again to compute them.  Only for models with a compiled kernel (their losses depend on
+    the federation's data, the model's shape and theta alone); the federation is held weakly."""
+
+    def __init__(self):
+        self.entry = None   # (weak reference to the federation, key, losses)
+
+    @staticmethod
+    def key(model, theta):
+        return model.engine_code, model.num_features, model.hidden, theta.tobytes()
+
+    def get(self, model, federation, theta):
+        """The losses at theta: remembered if the latest run ended there, else computed."""
+        entry = self.entry
+        if (entry is not None and model.engine_code is not None and entry[0]() is federation
+                and entry[1] == self.key(model, theta)):
+            return entry[2].copy()
+        return _losses(model, federation, theta)
+
+    def remember(self, model, federation, theta, losses):
+        self.entry = (None if model.engine_code is None else
+                      (weakref.ref(federation), self.key(model, theta), losses.copy()))
+
+
+_LAST_LOSSES = _LastLosses()
+
+
 def _global_loss(participant_losses, sizes):
     """Σ_k n_k L_k / N: the loss on the pooled data."""
     return float((participant_losses * sizes).sum() / sizes.sum())
@@ -515,9 +546,10 @@ def _check_resume(history, federation, model, config):
     past = history.config
     for name in ("model", "algorithm", "num_features", "hidden", "seed", "participation",
                  "server_optimizer"):
-        if past[name] != config[name]:
-            raise ValueError(f"resume: the earlier run had {name}={past[name]!r}, this one "
-                             f"{name}={config[name]!r}; a resumed run keeps them")
+        before, now = getattr(past, name), getattr(config, name)   # both RunConfigs
+        if before != now:
+            raise ValueError(f"resume: the earlier run had {name}={before!r}, this one "
+                             f"{name}={now!r}; a resumed run keeps them")
     if history.participant_loss.shape[1] != federation.num_participants:
         raise ValueError("resume: the earlier run had a different number of participants")
     if history.diverged:

@@ -222,3 +222,21 @@ def test_an_aggregator_replaces_the_weighted_mean(algorithm, extra):
     assert aggregator.started == (5, 4)
     np.testing.assert_allclose(hooked.loss, plain.loss, rtol=1e-12)
     assert list(hooked.bytes_up) == [3 * 4 * 8 + 1] * 5
+
+
+def test_init_where_a_run_ended_starts_from_that_runs_losses_and_no_other():
+    """simulate(init=history.theta) reuses the losses the run ended with (stepping one round per
+    call skips a pass over the data) only for the same federation and parameters."""
+    fed, other = linear_federation(K=6), linear_federation(K=6, seed=1)
+    kwargs = dict(algorithm="fedavg", lr=0.1, batch_size=5, num_rounds=2)
+    first = fedlite.simulate(fed, **kwargs)
+    again = fedlite.simulate(fed, init=first.theta, **kwargs)
+    assert np.array_equal(again.participant_loss[0], first.participant_loss[-1])
+    moved = fedlite.simulate(other, init=again.theta, **kwargs)   # same shapes, other data
+    w, b = again.theta[:-1], again.theta[-1]
+    expected = [reference.linear_loss_grad(*other.participant(k), w, b)[0] for k in range(6)]
+    np.testing.assert_allclose(moved.participant_loss[0], expected, rtol=1e-12)
+    shifted = fedlite.simulate(fed, init=again.theta + 0.5, **kwargs)   # other parameters
+    w, b = again.theta[:-1] + 0.5, again.theta[-1] + 0.5
+    expected = [reference.linear_loss_grad(*fed.participant(k), w, b)[0] for k in range(6)]
+    np.testing.assert_allclose(shifted.participant_loss[0], expected, rtol=1e-12)
