@@ -1,5 +1,7 @@
 """pyproject.toml (pip) and environment.yml (conda, Binder) must ask for the same packages."""
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,17 @@ def test_numpy_has_an_upper_bound_numba_supports(source, request):
         else:
             assert version(bound[1:]) <= (2, 6), bound
     assert not any(b.startswith("==") for b in bounds), "no exact pins"
+
+
+def test_a_wheel_holds_every_subpackage(tmp_path):
+    """A non-editable install must ship fedlite.core, fedlite.algorithms, fedlite.flower, ..."""
+    import zipfile
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps",
+                             "-q", "-w", str(tmp_path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {result.stderr[-300:]}")
+    wheel = next(tmp_path.glob("*.whl"))
+    shipped = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
+    packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "fedlite").rglob("__init__.py")}
+    assert packages <= shipped
