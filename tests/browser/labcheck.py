@@ -3,15 +3,15 @@
 nbval executes the notebooks but never renders a widget.  `check(notebook)` does what a student
 does.  It copies the notebook (outputs cleared) into a temporary folder, starts a JupyterLab of
 its own there, opens the copy in Debian's chromium (driven by playwright), runs every cell from
-the Run menu, then moves each ipywidgets slider one step with the keyboard and waits for a
-picture on the page to change.  It returns a Report whose `failures` list what a student would
+the Run menu, then moves each ipywidgets slider one step with the keyboard (and picks another
+option in each dropdown) and waits for a picture on the page to change.  It returns a Report whose `failures` list what a student would
 have seen go wrong:
 - an error output in a cell (also one a widget callback printed into an Output widget),
 - an error in JupyterLab's log console (where a widget callback's traceback goes) or a kernel
   that died,
 - a notebook that calls ipywidgets or an explorer but shows no widget, or a widget that failed
   to render,
-- a DEAD slider: its move changed no picture on the page.
+- a DEAD slider (or dropdown): its move changed no picture on the page.
 
 Every process it starts (JupyterLab, its kernels, playwright's driver, chromium) is stopped by
 its PID before `check` returns, also when it fails or is interrupted; the temporary folder,
@@ -66,6 +66,7 @@ def browser_missing() -> str | None:
 
 @dataclass
 class Slider:
+    """What moving one control (a slider, or a dropdown) did."""
     name: str
     status: str  # "live", "dead" or "skipped"
     detail: str
@@ -92,9 +93,9 @@ class Report:
     def summary(self) -> str:
         lines = [f"{self.notebook}: {'ok' if self.ok else 'FAILED'} in {self.seconds:.0f} s: "
                  f"{self.code_cells} code cells, {self.widget_views} widget views, "
-                 f"{self.images} pictures, {len(self.sliders)} sliders "
+                 f"{self.images} pictures, {len(self.sliders)} sliders and dropdowns "
                  f"({self.count('live')} live, {self.count('dead')} dead)"]
-        lines += [f"  slider {s.name}: {s.status.upper()}, {s.detail}" for s in self.sliders]
+        lines += [f"  {s.name}: {s.status.upper()}, {s.detail}" for s in self.sliders]
         lines += [f"  failure: {failure}" for failure in self.failures]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
@@ -141,6 +142,7 @@ JS_HELPERS = r"""
         widgetViews: document.querySelectorAll('.jp-Notebook .jupyter-widgets').length,
         brokenWidgets: outputs.filter(o => /^\s*Error (displaying|rendering) widget/.test(o.textContent || '')).length,
         sliders: document.querySelectorAll('.jp-Notebook .widget-slider').length,
+        dropdowns: document.querySelectorAll('.jp-Notebook .widget-dropdown select').length,
         images: document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img').length,
       };
     },
@@ -178,6 +180,11 @@ JS_HELPERS = r"""
         }
       }
       return found.map(text => text.slice(0, 300));
+    },
+    dropdown(i) {
+      const d = document.querySelectorAll('.jp-Notebook .widget-dropdown')[i];
+      const label = d && d.querySelector('.widget-label');
+      return {label: label ? label.textContent.trim() : '', cell: d ? cellNumber(d) : 0};
     },
     slider(i) {
       const s = document.querySelectorAll('.jp-Notebook .widget-slider')[i];
@@ -410,6 +417,7 @@ class _Session:
     def shot(self, name: str) -> None:
         if self.shots:
             self.shot_number += 1
+            name = re.sub(r"\W+", "-", name).strip("-")
             self.page.screenshot(path=str(self.shots / f"{self.shot_number:02d}-{name}.png"),
                                  full_page=True)
 
@@ -458,10 +466,42 @@ class _Session:
                 return
             time.sleep(0.25)
 
+    def wait_for_new_picture(self, before: list, moved_at: float, wait: float, step: str,
+                             name: str) -> Slider:
+        """Live if a picture differs from `before` within `wait` seconds of the move."""
+        while time.monotonic() - moved_at < wait:
+            now = self.js("() => __lc.pictures()")
+            if now and now != before:
+                cells = sorted({int(p.split(":")[0]) for p in set(now) ^ set(before)})
+                self.wait_until_settled(timeout=min(wait, 10), still=0.5)
+                self.shot(name)
+                return Slider(name, "live", f"{step}: the picture in cell "
+                              f"{','.join(map(str, cells))} changed after "
+                              f"{time.monotonic() - moved_at:.1f} s")
+            time.sleep(0.2)
+        self.shot(f"{name}-dead")
+        return Slider(name, "dead", f"{step}: no picture changed within {wait:.0f} s")
+
+    def pick_option(self, i: int, wait: float) -> Slider:
+        """Select the dropdown's next option; live if a picture changes."""
+        select = self.page.locator(".jp-Notebook .widget-dropdown select").nth(i)
+        values = select.evaluate("s => Array.from(s.options).map(o => o.value)")
+        info = self.js("(i) => __lc.dropdown(i)", i)
+        name = f"dropdown {i + 1} '{info['label']}' (cell {info['cell']})"
+        if len(values) < 2 or select.is_disabled():
+            return Slider(name, "skipped", "disabled, or fewer than two options")
+        self.wait_until_settled(timeout=wait)
+        before, current = self.js("() => __lc.pictures()"), select.input_value()
+        target = values[(values.index(current) + 1) % len(values)]
+        select.scroll_into_view_if_needed(timeout=5000)
+        moved_at = time.monotonic()
+        select.select_option(value=target)
+        return self.wait_for_new_picture(before, moved_at, wait, f"{current} -> {target}", name)
+
     def move_slider(self, i: int, wait: float) -> Slider:
         """One step right (left at the maximum) with the keyboard; live if a picture changes."""
         info = self.js("(i) => __lc.slider(i)", i)
-        name = f"{i + 1} '{info['label']}' (cell {info['cell']})" if info else str(i + 1)
+        name = f"slider {i + 1}" + (f" '{info['label']}' (cell {info['cell']})" if info else "")
         if not info or not info["hasHandle"]:
             return Slider(name, "dead", "no slider handle to move (not an ipywidgets 8 slider?)")
         if info["disabled"]:
@@ -480,19 +520,8 @@ class _Session:
                 break
         else:
             return Slider(name, "dead", f"the handle did not move from {info['value']}")
-        move = f"{info['value']} -> {after['value']}"
-        while time.monotonic() - moved_at < wait:
-            now = self.js("() => __lc.pictures()")
-            if now and now != before:
-                cells = sorted({int(p.split(":")[0]) for p in set(now) ^ set(before)})
-                self.wait_until_settled(timeout=min(wait, 10), still=0.5)
-                self.shot(f"slider{i + 1}")
-                return Slider(name, "live", f"{move}: the picture in cell "
-                              f"{','.join(map(str, cells))} changed after "
-                              f"{time.monotonic() - moved_at:.1f} s")
-            time.sleep(0.2)
-        self.shot(f"slider{i + 1}-dead")
-        return Slider(name, "dead", f"{move}: no picture changed within {wait:.0f} s")
+        step = f"{info['value']} -> {after['value']}"
+        return self.wait_for_new_picture(before, moved_at, wait, step, name)
 
     def collect_errors(self, stats: dict) -> None:
         report = self.report
@@ -534,7 +563,9 @@ class _Session:
             return
         for i in range(stats["sliders"]):
             report.sliders.append(self.move_slider(i, slider_wait))
-        report.failures += [f"DEAD slider {s.name}: {s.detail}"
+        for i in range(stats["dropdowns"]):
+            report.sliders.append(self.pick_option(i, slider_wait))
+        report.failures += [f"DEAD {s.name}: {s.detail}"
                             for s in report.sliders if s.status == "dead"]
         self.collect_errors(self.js("() => __lc.stats()"))
         report.failures = list(dict.fromkeys(report.failures))  # an error seen twice counts once
