@@ -1,4 +1,4 @@
-"""Every notebook in a real JupyterLab, in headless chromium: it runs, every slider redraws.
+"""Every notebook in a real JupyterLab, in headless chromium: it runs, every control redraws.
 
 Slow (a JupyterLab per notebook), so marked `browser` and left out of a plain `pytest` run
 (pyproject's addopts say -m "not browser").  Run it with `python3 tasks.py test` (its third
