@@ -21,8 +21,6 @@ from ..validation import as_float, as_int
 DATA_RECIPES = ("linear", "concept_shift")
 FLOWER_MODELS = ("linear", "mlp")      # regression models: the recipes make real-valued y
 MAX_SEED = 2**63 - 1                    # a TOML integer is a signed 64-bit number
-# Optional settings travel as 0 in Flower's run config (TOML has no None): these fields.
-ZERO_MEANS_NONE = ("alpha", "batch_size", "server_lr", "min_participants")
 
 
 @dataclass(frozen=True)
@@ -177,8 +175,10 @@ class Experiment:
         return cls(**values)
 
 
-_FLOAT_FIELDS = ("noise", "alpha", "spread", "lr", "mu", "participation", "server_lr",
-                 "server_momentum", "beta1", "beta2", "tau", "round_timeout")
+# Read from the annotations: floats travel as TOML floats, and the optional settings (alpha,
+# batch_size, server_lr, min_participants) as 0, since TOML has no None.
+_FLOAT_FIELDS = tuple(f.name for f in fields(Experiment) if f.type.startswith("float"))
+ZERO_MEANS_NONE = tuple(f.name for f in fields(Experiment) if f.type.endswith("| None"))
 
 
 def _choice(value, name, choices):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,8 @@ from .experiment import Experiment
 from .results import FlowerRunError, flower_run, read_result
 
 APP_DIR = Path(__file__).resolve().with_name("app")   # the Flower app: its pyproject.toml
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # terminal colour codes
+STARTED_RUN = re.compile(r"started run (\d+)")       # what `flwr run` prints
 CONNECTION = "fedlite"            # the SuperLink connection's name in FLWR_HOME/config.toml
 ENGINES = ("deployment", "simulation")
 INSTALL_HINT = 'pip install -e ".[flower]"  (or: .venv/bin/python -m pip install "flwr==1.42.*")'
@@ -156,13 +159,14 @@ class LocalFederation:
         config_path = self.directory / f"run-config-{self._runs}.toml"
         config_path.write_text(_toml({**experiment.run_config(),
                                       "result-path": str(result_path)}))
-        seen_runs = {run["run-id"] for run in self._list_runs()}
         started = time.monotonic()
         deadline = started + timeout
         runner = self._launch(f"flwr-run-{self._runs}", [
             _executable("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config",
             str(config_path), "--stream"])
-        run_id = None
+        run_id = status = exited = None
+        asked = 0.0            # when `flwr ls` was last asked (it starts a Python process)
+        self._last_flwr_error = ""
         while True:
             self._remember_descendants()
             result = read_result(result_path)
@@ -172,19 +176,26 @@ class LocalFederation:
                     self.stop_supernode(k)
                     stop_supernode = None
             if run_id is None:
-                run_id = self._new_run_id(seen_runs)
-            status = self._status(run_id) if run_id is not None else None
-            if status is not None and status["status"].startswith("finished"):
-                break
+                run_id = _started_run_id(self.log_path(runner))
+            if runner.poll() is not None:
+                exited = exited or time.monotonic()
+            ended = exited is not None or (result or {}).get("status") in ("completed", "failed")
+            if run_id is not None and (ended or time.monotonic() - asked > 15):
+                asked = time.monotonic()
+                status = self._status(run_id)
+                if status is not None and status["status"].startswith("finished"):
+                    break
             if time.monotonic() > deadline:
                 if run_id is not None:
                     self._flwr("stop", str(run_id), CONNECTION)
-                raise FlowerRunError(f"the run did not finish within {timeout:g} s (status "
-                                     f"{status and status['status']}); log: "
-                                     f"{self.log_path(runner)}")
-            if runner.poll() is not None and run_id is None:
-                raise FlowerRunError(f"`flwr run` exited ({runner.returncode}) without starting "
-                                     f"a run:\n{_tail(self.log_path(runner))}")
+                raise FlowerRunError(f"the run did not finish within timeout={timeout:g} s; "
+                                     f"log: {self.log_path(runner)}", run_id=run_id,
+                                     status=status and status["status"])
+            if exited is not None and time.monotonic() - exited > 30:
+                raise FlowerRunError(   # the run's status had 30 s to say "finished"
+                    f"`flwr run` exited ({runner.returncode}) but the run's status is "
+                    f"{status and status['status']} ({self._last_flwr_error or 'no error'}); "
+                    f"its log:\n{_tail(self.log_path(runner))}", run_id=run_id)
             time.sleep(0.5)
         seconds = time.monotonic() - started
         result = read_result(result_path)
@@ -192,9 +203,10 @@ class LocalFederation:
                 result.get("status") != "completed":
             reason = (result or {}).get("error") or (
                 f"the ServerApp wrote no result; its log:\n{_tail(self.log_path(runner))}")
-            raise FlowerRunError(f"Flower run {run_id} ended {status['status']}: {reason}")
+            raise FlowerRunError(reason, details=(result or {}).get("error_details", ""),
+                                 run_id=run_id, status=status["status"])
         traffic = status.get("network-traffic")
-        return flower_run(result, experiment, engine=self.engine, run_id=int(run_id),
+        return flower_run(result, experiment, engine=self.engine, run_id=run_id,
                           seconds=seconds, traffic=None if traffic is None else {
                               "inbound": int(traffic["inbound-bytes"]),
                               "outbound": int(traffic["outbound-bytes"])})
@@ -257,10 +269,14 @@ class LocalFederation:
     # -- helpers
     def _environment(self):
         bin_dir = str(Path(sys.executable).parent)   # flower-superlink starts flower-superexec
-        env = {**os.environ, "HOME": str(self.directory / "home"),
+        # No colours: Jupyter sets FORCE_COLOR, which would put escape codes in `flwr ls`'s JSON
+        inherited = {name: value for name, value in os.environ.items()
+                     if name not in ("FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR")}
+        env = {**inherited, "NO_COLOR": "1", "TERM": "dumb", "HOME": str(self.directory / "home"),
                "FLWR_HOME": str(self.flwr_home), "FLWR_DISABLE_UPDATE_CHECK": "1",
                "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-               "PYTHONUNBUFFERED": "1", "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1", "RAY_TMPDIR": str(self.directory / "ray")}
+               "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(self.directory / "ray"),
+               "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1"}   # start a ClientApp sooner
         return env
 
     def _launch(self, name, command):
@@ -274,28 +290,31 @@ class LocalFederation:
         return process
 
     def _flwr(self, *args, timeout=30):
-        """Run a short flwr command; its stdout (or "" if it failed)."""
+        """Run a short flwr command; its stdout (or "" if it failed; the reason is kept in
+        self._last_flwr_error for the messages)."""
         try:
             done = subprocess.run([_executable("flwr"), *args], capture_output=True, text=True,
                                   env=self._environment(), cwd=self.directory, timeout=timeout,
                                   stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
+            self._last_flwr_error = f"`flwr {' '.join(args)}` took more than {timeout} s"
             return ""
-        return done.stdout if done.returncode == 0 else ""
+        if done.returncode != 0:
+            self._last_flwr_error = f"`flwr {' '.join(args)}`: {done.stdout}{done.stderr}"
+            return ""
+        return done.stdout
 
     def _list_runs(self, run_id=None):
         args = ["ls", CONNECTION, "--format", "json"]
         if run_id is not None:
             args += ["--run-id", str(run_id)]
+        text = self._flwr(*args)
         try:
-            listing = json.loads(self._flwr(*args) or "{}")
+            listing = json.loads(ANSI_ESCAPE.sub("", text) or "{}")
         except ValueError:
+            self._last_flwr_error = f"`flwr {' '.join(args)}` did not print JSON: {text[:300]}"
             return []
         return listing.get("runs", []) if listing.get("success") else []
-
-    def _new_run_id(self, seen_runs):
-        new = [run["run-id"] for run in self._list_runs() if run["run-id"] not in seen_runs]
-        return new[0] if new else None
 
     def _status(self, run_id):
         runs = self._list_runs(run_id)
@@ -409,6 +428,15 @@ def _terminate(pids, grace=10.0):
         except psutil.Error:
             pass
     psutil.wait_procs(alive, timeout=grace)
+
+
+def _started_run_id(log_path):
+    """The run id `flwr run` printed ("Successfully started run 123..."), or None yet."""
+    try:
+        found = STARTED_RUN.search(Path(log_path).read_text(errors="replace"))
+    except OSError:
+        return None
+    return None if found is None else int(found.group(1))
 
 
 def _tail(path, lines=30):

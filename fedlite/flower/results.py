@@ -20,7 +20,17 @@ from ..simulation import History
 
 class FlowerRunError(RuntimeError):
     """A Flower run that did not complete: the message says why (too few participants replied,
-    a SuperNode never connected, a timeout, the ServerApp raised)."""
+    a SuperNode never connected, a timeout, the ServerApp raised).
+
+    reason   why, in words (what the ServerApp or the launcher saw)
+    details  what else is known, e.g. the error a node replied ("" if nothing)
+    run_id   Flower's run id, status its final status (e.g. "finished:failed"), when known
+    """
+
+    def __init__(self, reason, *, details="", run_id=None, status=None):
+        self.reason, self.details, self.run_id, self.status = reason, details, run_id, status
+        where = "" if run_id is None else f" (Flower run {run_id} ended {status})"
+        super().__init__(f"{reason}{where}" + (f"; {details}" if details else ""))
 
 
 @dataclass

@@ -58,9 +58,11 @@ def main(grid: Grid, context: Context) -> None:
         strategy.run(grid)
     except BaseException as exc:
         record = strategy.record if strategy is not None else {}
+        known = isinstance(exc, FlowerRunError)
         _write(Path(path), {**record, "status": "failed",
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc()})
+                            "error": (exc.reason if known
+                                      else f"the ServerApp raised {type(exc).__name__}: {exc}"),
+                            "error_details": exc.details if known else traceback.format_exc()})
         raise
 
 
@@ -84,7 +86,7 @@ class FedliteStrategy(Strategy):
         self.result_path = result_path
         self.node_of = {}          # participant id -> Flower node id
         self.sizes = np.zeros(self.K)
-        self.asked, self.started = [], time.monotonic()
+        self.asked, self.errors, self.started = [], [], time.monotonic()
         self.record = {"status": "running", "error": None, "loss": [], "participant_loss": [],
                        "selected": [], "replied": [], "evaluated": [], "bytes_up": [],
                        "bytes_down": [], "round_seconds": [], "diverged_at": None}
@@ -117,16 +119,16 @@ class FedliteStrategy(Strategy):
         messages = [self._message(node, MessageType.EVALUATE, {"theta": self.theta}, 0)
                     for node in nodes]
         replies = grid.send_and_receive(messages, timeout=timeout)
-        for msg in _answered(replies, "round 0 (evaluating the starting model)"):
+        for msg in self._answered(replies, "round 0 (evaluating the starting model)"):
             k = int(msg.content["metrics"]["partition-id"])
             if k in self.node_of:
-                raise FlowerRunError(f"two SuperNodes say they are partition-id={k}; give each "
+                raise self._failed(f"two SuperNodes say they are partition-id={k}; give each "
                                      f"its own partition-id in 0..{self.K - 1}")
             self.node_of[k] = msg.metadata.src_node_id
             self.sizes[k] = msg.content["metrics"]["num-examples"]
         missing = sorted(set(range(self.K)) - set(self.node_of))
         if missing:
-            raise FlowerRunError(f"no SuperNode answered as participant(s) {missing} in round 0 "
+            raise self._failed(f"no SuperNode answered as participant(s) {missing} in round 0 "
                                  f"(within {timeout:g} s)")
         self.aggregate_evaluate(0, replies)
 
@@ -147,7 +149,7 @@ class FedliteStrategy(Strategy):
 
     def aggregate_train(self, server_round, replies):
         results = {}
-        for msg in _answered(replies, f"round {server_round} (training)"):
+        for msg in self._answered(replies, f"round {server_round} (training)"):
             metrics, arrays = msg.content["metrics"], numpy_dict(msg.content["arrays"])
             k = int(metrics["partition-id"])
             extras = {"control_delta": arrays["control_delta"]} if "control_delta" in arrays \
@@ -157,7 +159,7 @@ class FedliteStrategy(Strategy):
         needed = self.experiment.min_replies
         if len(replied) < needed:
             missing = sorted(set(self.asked) - set(replied))
-            raise FlowerRunError(
+            raise self._failed(
                 f"round {server_round}: only {len(replied)} of the {len(self.asked)} selected "
                 f"participants replied (participant(s) {missing}: SuperNode stopped, or no "
                 f"reply within round_timeout={self.experiment.round_timeout:g} s); the run "
@@ -183,11 +185,11 @@ class FedliteStrategy(Strategy):
 
     def aggregate_evaluate(self, server_round, replies):
         losses = np.full(self.K, np.nan)
-        for msg in _answered(replies, f"round {server_round} (evaluation)"):
+        for msg in self._answered(replies, f"round {server_round} (evaluation)"):
             losses[int(msg.content["metrics"]["partition-id"])] = msg.content["metrics"]["loss"]
         evaluated = np.flatnonzero(~np.isnan(losses))
         if evaluated.size == 0:
-            raise FlowerRunError(f"round {server_round}: no participant answered the "
+            raise self._failed(f"round {server_round}: no participant answered the "
                                  f"evaluation (every SuperNode stopped?)")
         weights = self.sizes[evaluated]
         loss = float((losses[evaluated] * weights).sum() / weights.sum())
@@ -211,6 +213,24 @@ class FedliteStrategy(Strategy):
             e.num_participants, f"at least {e.min_replies} replies per round")
 
     # -- helpers
+    def _answered(self, replies, what):
+        """The replies that carry content; the others (a node stopped, a ClientApp raised)
+        are logged, and their reasons kept for the error message (self.errors)."""
+        good, self.errors = [], []
+        for msg in replies:
+            if msg.has_error():
+                log(INFO, "fedlite: %s: node %s replied an error: %s", what,
+                    msg.metadata.src_node_id, msg.error.reason)
+                self.errors.append(msg.error.reason)
+            else:
+                good.append(msg)
+        return good
+
+    def _failed(self, text):
+        """A FlowerRunError saying `text`, with the first error a node replied, if any."""
+        details = f"a node replied: {self.errors[0][-500:]}" if self.errors else ""
+        return FlowerRunError(text, details=details)
+
     def _diverged(self, server_round):
         record = self.record
         record["diverged_at"] = server_round
@@ -252,19 +272,6 @@ class PromptGrid:
                 break
             time.sleep(self.poll_interval)
         return replies
-
-
-def _answered(replies, what):
-    """The replies that carry content; the others (a node stopped, a ClientApp raised) are
-    logged with their reason."""
-    good = []
-    for msg in replies:
-        if msg.has_error():
-            log(INFO, "fedlite: %s: node %s replied an error: %s", what,
-                msg.metadata.src_node_id, msg.error.reason)
-        else:
-            good.append(msg)
-    return good
 
 
 def _write(path, record):
