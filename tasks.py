@@ -13,12 +13,19 @@
                              only the browser test, e.g. `python3 tasks.py browser -k 05`
     python3 tasks.py execute [NOTEBOOK ...]
                              re-run notebooks top to bottom in place (for committing outputs)
+    python3 tasks.py flower [--participants 3 --rounds 5 --algorithm fedavg --model linear
+                             --engine deployment|simulation ...]
+                             run an experiment on a local Flower federation (a SuperLink and
+                             one SuperNode process per participant), compare it with simulate,
+                             stop every process (`python3 tasks.py flower --help`)
 
 Set-up makes a project-local virtual environment in `.venv` and installs fedlite
-(editable) with its test extras into it, and the `browser` extra (playwright) the first
-time the browser test runs.  It is redone only when pyproject.toml changes, so the second
-run starts at once.  Extra arguments after `test` go to pytest, e.g.
-`python3 tasks.py test -k linear`; they run steps 1 and 2 only, so that stays fast.
+(editable) with its test and flower extras into it (flwr: notebook 15 and tests/test_flower.py
+start real Flower processes), the `browser` extra (playwright) the first time the browser test
+runs, and `flower-simulation` (Ray, ~220 MB) only for `flower --engine simulation`.  It is
+redone only when pyproject.toml changes, so the second run starts at once.  Extra arguments
+after `test` go to pytest, e.g. `python3 tasks.py test -k linear`; they run steps 1 and 2
+only, so that stays fast.
 
 The browser test needs Debian's chromium at /usr/bin/chromium (or $FEDLITE_CHROMIUM):
 `apt-get install chromium`.  playwright drives it and never downloads a browser.  Without
@@ -64,7 +71,10 @@ def installed() -> tuple[str, set]:
         return "", set()
 
 
-def setup(extras: tuple = ("test",)) -> None:
+EXTRAS = ("test", "flower")  # what every command installs
+
+
+def setup(extras: tuple = EXTRAS) -> None:
     """Create .venv and install fedlite[extras] into it, unless already done for this pyproject."""
     if sys.version_info < (3, 10):
         sys.exit(f"fedlite needs Python 3.10 or newer; this is {sys.version.split()[0]}")
@@ -128,7 +138,7 @@ def browser(args: list) -> int:
               "# Debian/Ubuntu: sudo apt-get install chromium (or set FEDLITE_CHROMIUM); "
               "CI installs it (.ci/run).\n" + banner, flush=True)
         return 1 if require else 0
-    setup(("test", "browser"))
+    setup((*EXTRAS, "browser"))
     env = {"PYTHONHASHSEED": "0", **({"FEDLITE_REQUIRE_BROWSER": "1"} if require else {})}
     return run([PYTHON, "-m", "pytest", "-m", "browser", "-v", "-s", "tests/browser", *args], **env)
 
@@ -141,9 +151,17 @@ def execute(args: list) -> int:
                 f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", *notebooks], PYTHONHASHSEED="0")
 
 
+def flower(args: list) -> int:
+    """A fedlite experiment on a local Flower federation: python -m fedlite.flower ARGS."""
+    simulation = "--engine=simulation" in args or any(
+        a == "--engine" and b == "simulation" for a, b in zip(args, args[1:]))
+    setup((*EXTRAS, "flower-simulation") if simulation else EXTRAS)
+    return run([PYTHON, "-m", "fedlite.flower", *args])
+
+
 def main() -> int:
     commands = {"lab": lab, "test": test, "browser": browser, "execute": execute,
-                "setup": lambda args: setup() or 0}
+                "flower": flower, "setup": lambda args: setup() or 0}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2
