@@ -20,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, jit_entry, jit_parallel, prange
-from .kernels import linear_rows, linear_sum_sq, mlp_rows
+from .kernels import (linear_rows, linear_sum_sq, mlp_classifier_rows, mlp_rows,
+                      softmax_rows)
 
 LINEAR, MLP = 0, 1        # model codes (see fedlite.core.model: each model object carries its own)
+SOFTMAX, MLP_CLASSIFIER = 2, 3  # classifiers: y holds labels 0..C-1 (float64); cross-entropy
 GRADIENT, LOCAL_SGD = 0, 1  # what a participant computes: one full-batch gradient, or local SGD
 FEDSGD, FEDAVG = GRADIENT, LOCAL_SGD  # the names of earlier versions
 HASH_MASK = 0x7FFFFFFF    # 31-bit integer hash: products stay below 2**63, so no overflow anywhere
@@ -61,8 +63,25 @@ def shuffle_order(key, round_number, epoch, n):
 # ----------------------------------------------------------------------------- one participant
 @jit
 def add_loss_grad(model, X, y, start, stop, theta, d, h, grad):
-    """Add the summed gradient of rows start..stop at theta into grad (P,); return Σ r²."""
+    """Add the summed gradient of rows start..stop at theta into grad (P,); return the summed
+    loss: Σ r² for the regression models, Σ -log p_i[y_i] for the classifiers.
+
+    The classifiers' number of classes C follows from P: softmax P = (d + 1) C, the MLP
+    classifier P = d h + h + (h + 1) C (theta laid out as in fedlite.core.model).
+    """
     P = theta.shape[0]
+    if model == SOFTMAX:
+        C = P // (d + 1)
+        return softmax_rows(X, y, theta[: d * C].reshape((d, C)), theta[d * C:], start, stop,
+                            grad[: d * C].reshape((d, C)), grad[d * C:])
+    if model == MLP_CLASSIFIER:
+        o = d * h + h                        # where W2 starts
+        C = (P - o) // (h + 1)
+        return mlp_classifier_rows(
+            X, y, theta[: d * h].reshape((d, h)), theta[d * h: o],
+            theta[o: o + h * C].reshape((h, C)), theta[o + h * C:], start, stop,
+            grad[: d * h].reshape((d, h)), grad[d * h: o], grad[o: o + h * C].reshape((h, C)),
+            grad[o + h * C:])
     if model == LINEAR:
         sum_sq, sum_r = linear_rows(X, y, theta[:d], theta[d], start, stop, grad[:d])
     else:
@@ -202,16 +221,20 @@ def sum_rows(rows):
 
 @jit_parallel
 def participant_losses(model, X, y, offsets, theta, d, h):
-    """Each participant's mean loss L_k = Σ_{i in k} r_i² / (2 n_k) at theta, shape (K,)."""
+    """Each participant's mean loss at theta, shape (K,): L_k = Σ_{i in k} r_i² / (2 n_k) for
+    the regression models, the mean cross-entropy Σ_{i in k} -log p_i[y_i] / n_k for the
+    classifiers."""
     K = offsets.shape[0] - 1
     losses = np.empty(K)
     for k in prange(K):
+        n_k = offsets[k + 1] - offsets[k]
         if model == LINEAR:  # forward pass only
             sum_sq = linear_sum_sq(X, y, theta[:d], theta[d], offsets[k], offsets[k + 1])
-        else:                # the MLP's loss comes with its gradient (discarded)
+            losses[k] = sum_sq / (2.0 * n_k)
+        else:                # the others' loss comes with its gradient (discarded)
             grad = np.zeros(theta.shape[0])
-            sum_sq = add_loss_grad(model, X, y, offsets[k], offsets[k + 1], theta, d, h, grad)
-        losses[k] = sum_sq / (2.0 * (offsets[k + 1] - offsets[k]))
+            total = add_loss_grad(model, X, y, offsets[k], offsets[k + 1], theta, d, h, grad)
+            losses[k] = total / (2.0 * n_k) if model == MLP else total / n_k
     return losses
 
 
@@ -222,7 +245,9 @@ def exercise_kernels():
     offsets = _read_only(np.array([0, 2, 4], dtype=np.int64))
     selected = np.array([0, 1], dtype=np.int64)
     keys = _read_only(np.array([1, 2], dtype=np.int64))   # cached keys are read-only too
-    for model, P, h in ((LINEAR, 3, 1), (MLP, 2 * 3 + 2 * 3 + 1, 3)):
+    # (labels y = 0 are valid for the classifiers: here C = 2 classes)
+    for model, P, h in ((LINEAR, 3, 1), (MLP, 2 * 3 + 2 * 3 + 1, 3), (SOFTMAX, 3 * 2, 1),
+                        (MLP_CLASSIFIER, 2 * 3 + 3 + 3 * 2 + 2, 3)):
         theta = np.zeros(P)
         for algorithm in (GRADIENT, LOCAL_SGD):
             for corrections in (np.empty((0, P)), np.zeros((2, P))):

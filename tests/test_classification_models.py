@@ -1,6 +1,8 @@
 """Tests of the classification model objects (fedlite.core.model.SoftmaxModel and
 MLPClassifierModel): packing, init, loss and gradient, predictions and accuracy against direct
 numpy, participant losses, counting the classes in the labels, and running in simulate."""
+import copy
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -120,6 +122,17 @@ def test_participant_losses_are_each_participants_mean_cross_entropy(model):
     assert_allclose(losses, want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("model", models(), ids=repr)
+def test_compiled_participant_losses_equal_the_readable_path(model):
+    fed = federation()
+    theta = random_theta(model)
+    readable = copy.copy(model)
+    readable.engine_code = None  # participant by participant through the public function
+    assert model.engine_code is not None
+    assert_allclose(model.participant_losses(fed, theta), readable.participant_losses(fed, theta),
+                    rtol=1e-13)
+
+
 def test_participant_losses_refuse_labels_beyond_the_models_classes():
     fed = federation()  # labels 0..2
     with pytest.raises(ValueError, match=r"the federation's y must hold class labels 0\.\.1"):
@@ -195,3 +208,15 @@ def test_simulate_trains_a_classifier_object(model, algorithm):
     assert history.loss[-1] < history.loss[0]
     X, y = classification_data()
     assert model.accuracy(X, y, history.theta) > 0.8
+
+
+@pytest.mark.parametrize("name", ["softmax", "mlp_classifier"])
+def test_simulate_by_name_counts_the_classes_and_runs_compiled(name):
+    fed = federation()
+    history = fedlite.simulate(fed, model=name, algorithm="fedavg", num_rounds=15, lr=0.2,
+                               local_epochs=2, batch_size=8, hidden=H, seed=0)
+    assert history.model.name == name and history.model.num_classes == 3
+    assert history.model.engine_code is not None
+    assert history.loss[-1] < history.loss[0]
+    X, y = classification_data()
+    assert history.model.accuracy(X, y, history.theta) > 0.8

@@ -192,7 +192,7 @@ class SoftmaxModel(Classifier):
     """
 
     name = "softmax"
-    engine_code = None
+    engine_code = engine.SOFTMAX
 
     def __init__(self, num_features, num_classes):
         self.num_features = as_int(num_features, "num_features", minimum=1)
@@ -239,7 +239,7 @@ class MLPClassifierModel(Classifier):
     """
 
     name = "mlp_classifier"
-    engine_code = None
+    engine_code = engine.MLP_CLASSIFIER
 
     def __init__(self, num_features, hidden, num_classes):
         self.num_features = as_int(num_features, "num_features", minimum=1)
