@@ -16,21 +16,26 @@ from __future__ import annotations
 import numpy as np
 
 from .core.model import LinearModel
+from .data import load_digits
 from .partition import Federation, make_concept_shift, split
 from .simulation import History, simulate
 
 
-def convergence_federation(X, y, *, num_participants, scheme="iid", alpha=None, seed=0):
-    """The Federation `convergence_run` trains on: split(X, y, num_participants, ...)."""
-    return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
+def convergence_federation(X, y, *, num_participants, scheme="iid", alpha=None, seed=0,
+                           shards_per_participant=None):
+    """The Federation `convergence_run` trains on: split(X, y, num_participants, ...) with any
+    of split's schemes (the label-skew ones, "dirichlet" and "shards", need class labels y)."""
+    return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed,
+                 shards_per_participant=shards_per_participant)
 
 
 def convergence_run(X, y, *, num_participants, lr, participation=1.0, model="linear",
                     algorithm="fedsgd", scheme="iid", alpha=None, num_rounds=50, local_epochs=1,
-                    batch_size=None, mu=0.0, hidden=10, seed=0):
+                    batch_size=None, mu=0.0, hidden=10, seed=0, shards_per_participant=None):
     """Split the pooled data X (N, d), y (N,) among num_participants, then simulate: a History."""
     federation = convergence_federation(X, y, num_participants=num_participants, scheme=scheme,
-                                        alpha=alpha, seed=seed)
+                                        alpha=alpha, seed=seed,
+                                        shards_per_participant=shards_per_participant)
     return simulate(federation, model=model, algorithm=algorithm, num_rounds=num_rounds, lr=lr,
                     local_epochs=local_epochs, batch_size=batch_size, mu=mu,
                     participation=participation, hidden=hidden, seed=seed)
@@ -243,3 +248,92 @@ def drift_correction_runs(*, server_optimizer="sgd", server_lr=None, local_epoch
     return {name: tracked_run(federation, algorithm=algorithm,
                               mu=mu if algorithm == "fedprox" else 0.0, **common)
             for name, algorithm in DRIFT_CORRECTION_ALGORITHMS.items()}
+
+
+# ----------------------------------------------------------------------------------- label skew
+# Notebook 08: the handwritten digits split among participants by label (each class spread over
+# them by a Dirichlet(alpha)), softmax regression trained by FedAvg, FedProx, SCAFFOLD and
+# FedAvgM, measured by accuracy on the held-out test images.  The ceiling is centralised
+# training: one participant holding every training image (`centralised_run`).
+
+LABEL_SKEW_RUNS = {  # name -> what simulate gets besides the shared settings
+    "FedAvg": dict(algorithm="fedavg"),
+    "FedProx": dict(algorithm="fedprox"),           # with label_skew_runs' mu
+    "SCAFFOLD": dict(algorithm="scaffold"),
+    "FedAvgM": dict(algorithm="fedavg", server_optimizer="momentum"),  # with its server_lr
+}
+CENTRALISED = "centralised"
+
+
+def digits_federation(*, alpha, num_participants=100, scheme="dirichlet",
+                      shards_per_participant=None, seed=0, data_seed=0):
+    """(federation, (X_test, y_test)): the training images of `load_digits(seed=data_seed)`
+    split among num_participants by `split(..., scheme, alpha, seed)` (label skew: "dirichlet",
+    the default, or "shards"; alpha None for "shards"), and the test images."""
+    X, y, X_test, y_test = load_digits(seed=data_seed)
+    federation = split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed,
+                       shards_per_participant=shards_per_participant)
+    return federation, (X_test, y_test)
+
+
+def centralised_run(*, local_epochs=10, lr=1.0, num_rounds=50, model="softmax", hidden=32,
+                    seed=0, data_seed=0):
+    """The ceiling: one participant holds every training image, so a FedAvg round is
+    local_epochs full-batch gradient steps on the pooled data, and the run is
+    local_epochs · num_rounds steps of plain gradient descent at lr (the same steps per round as
+    each participant of a federated run takes).  A History with test_accuracy per round."""
+    federation, test = digits_federation(alpha=None, num_participants=1, scheme="iid",
+                                         seed=seed, data_seed=data_seed)
+    return simulate(federation, model=model, hidden=hidden, algorithm="fedavg",
+                    local_epochs=local_epochs, lr=lr, num_rounds=num_rounds, seed=seed,
+                    test=test)
+
+
+def label_skew_runs(*, alpha, num_participants=100, local_epochs=10, lr=1.0, num_rounds=50,
+                    mu=0.01, server_lr=1.0, server_momentum=0.9, model="softmax", hidden=32,
+                    algorithms=tuple(LABEL_SKEW_RUNS), centralised=True, scheme="dirichlet",
+                    shards_per_participant=None, seed=0, data_seed=0):
+    """FedAvg, FedProx(mu), SCAFFOLD and FedAvgM (server momentum) on the digits under label
+    skew: {name: History}, each with History.test_accuracy (R+1,) on the test images.
+
+    The data are `digits_federation(alpha=alpha, ...)` with the same arguments.  Every run
+    takes local_epochs full-batch local steps at lr per round; FedAvgM's server adds
+    server_momentum times its last step to each mean weight change, and steps by server_lr.
+    algorithms: some of the names of LABEL_SKEW_RUNS.  centralised: also run `centralised_run`
+    with the same local_epochs, lr and num_rounds, under the name "centralised".
+    simulate and split check every argument and refuse bad ones with their own messages.
+    """
+    algorithms = _check_names(algorithms, "algorithms", LABEL_SKEW_RUNS)
+    federation, test = digits_federation(alpha=alpha, num_participants=num_participants,
+                                         scheme=scheme,
+                                         shards_per_participant=shards_per_participant,
+                                         seed=seed, data_seed=data_seed)
+    common = dict(model=model, hidden=hidden, local_epochs=local_epochs, lr=lr,
+                  num_rounds=num_rounds, seed=seed, test=test)
+    runs = {}
+    for name in algorithms:
+        extra = dict(LABEL_SKEW_RUNS[name])
+        if extra["algorithm"] == "fedprox":
+            extra["mu"] = mu
+        if extra.get("server_optimizer") == "momentum":
+            extra.update(server_lr=server_lr, server_momentum=server_momentum)
+        runs[name] = simulate(federation, **common, **extra)
+    if centralised:
+        runs[CENTRALISED] = centralised_run(local_epochs=local_epochs, lr=lr,
+                                            num_rounds=num_rounds, model=model, hidden=hidden,
+                                            seed=seed, data_seed=data_seed)
+    return runs
+
+
+def _check_names(names, argument, known):
+    """A tuple of names, each a key of `known` (no repeats), or TypeError/ValueError naming
+    `argument`."""
+    if isinstance(names, str) or not isinstance(names, (tuple, list)):
+        raise TypeError(f"{argument} must be a tuple of names, some of {tuple(known)}; "
+                        f"got {type(names).__name__}")
+    unknown = [name for name in names if not isinstance(name, str) or name not in known]
+    if unknown:
+        raise ValueError(f"{argument} must name some of {tuple(known)}; got {unknown[0]!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{argument} must not repeat a name; got {list(names)}")
+    return tuple(names)

@@ -4,8 +4,9 @@ The only module of fedlite that imports ipywidgets.  A notebook cell ending in, 
 `fedlite.widgets.convergence_explorer(X, y)` shows the sliders, a status line and the figure.
 Each explorer keeps ONE figure, made with `matplotlib.figure.Figure` (not pyplot, so the notebook
 does not also show a static copy), updates its lines in place when a slider moves, and sends
-the picture as a PNG to an Output widget.  The numbers behind every picture come from a pure
-function in `fedlite.experiments`, which tests and notebooks call directly.
+the picture as a PNG to an Image widget (not an Output widget: see `Explorer.show`).  The
+numbers behind every picture come from a pure function in `fedlite.experiments`, which tests
+and notebooks call directly.
 
 Each explorer first runs that function with the arguments it was given, before it builds a
 single widget: a bad argument (participation=5, num_participants=0, alpha=0, more participants
@@ -21,14 +22,14 @@ import math
 
 import ipywidgets as widgets
 import numpy as np
-from IPython.display import Image, display
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from . import experiments
-from .partition import Federation, split
+from .models import as_labels
+from .partition import ALIASES, LABEL_SCHEMES, Federation, split
 from .plotting import (ALGORITHM_NAMES, LOSS_LABEL, LossCurve, bytes_unit, count_text,
-                       loss_curve, plot_partition, plot_sizes)
+                       loss_curve, plot_label_histogram, plot_partition, plot_sizes)
 from .validation import as_data, as_float, as_int
 
 COLORS = {"FedSGD": "C0", "FedAvg": "C1", "FedProx": "C2"}
@@ -53,9 +54,9 @@ class Explorer:
         self.lines = {name: curve.line for name, curve in self.curves.items()}
         self.result, self.png = None, b""
         self.status = widgets.HTML()
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
         self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self.status,
-                                    self.output])
+                                    self.image])
         for control in controls.values():
             control.observe(self.update, names="value")
         if result is None:
@@ -113,13 +114,17 @@ class Explorer:
             ax.autoscale_view()
 
     def show(self):
-        """Render the figure to PNG and put it in the Output widget (replacing the old one)."""
+        """Render the figure to PNG and show it in the Image widget (replacing the old one).
+
+        An Image widget, not an Output widget: a display() into an Output widget makes a
+        headless client (nbclient, i.e. `jupyter nbconvert --execute`) echo the output back on
+        the shell channel while it waits there for the cell's reply, and that echo can hide the
+        reply from it until its timeout (issue 14).  Setting the Image's value sends nothing back.
+        """
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png")
         self.png = buffer.getvalue()
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(Image(data=self.png))
+        self.image.value = self.png
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -136,7 +141,7 @@ def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr
     `scheme`, default "iid", whenever the run needs it; num_participants defaults to its count,
     else to 10).  controls: which of "lr", "num_participants", "participation" get a slider; the
     others stay fixed.  simulate_kwargs go to `experiments.convergence_run` (scheme, alpha,
-    local_epochs, batch_size, mu, hidden).
+    shards_per_participant, local_epochs, batch_size, mu, hidden).
     """
     X, y, default_count = _pooled_data(data, y)
     if num_participants is None:
@@ -161,7 +166,8 @@ def convergence_explorer(data, y=None, *, model="linear", algorithm="fedsgd", lr
             participation, min=min(0.1, participation), max=1.0, step=0.1,
             description="participation", readout_format=".0%", **_SLIDER),
     }
-    split_kwargs = {key: simulate_kwargs[key] for key in ("scheme", "alpha")
+    split_kwargs = {key: simulate_kwargs[key]
+                    for key in ("scheme", "alpha", "shards_per_participant")
                     if key in simulate_kwargs}
     figure = _figure()
     ax = figure.axes[0]
@@ -300,19 +306,26 @@ def drift_explorer(*, spread=1.0, mu=1.0, local_epochs=10, num_participants=10,
 
 
 def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5, feature=0,
-                       seed=0):
+                       seed=0, shards_per_participant=None):
     """Who holds which data (left) and how many rows each participant has (right), with sliders.
 
-    Sliders: num_participants (1..20) and, for the "quantity" and "covariate" schemes, alpha
-    (the Dirichlet concentration: small = very unequal, large = nearly iid).  With
-    scheme="covariate" and alpha=None (maximal shift) there is no alpha slider.
+    Sliders: num_participants (1..20, or up to the value given) and, for the "quantity",
+    "covariate" and "dirichlet" schemes, alpha (the Dirichlet concentration: small = very
+    unequal, large = nearly iid); for "shards", shards_per_participant (1..10) instead.  With
+    scheme="covariate" and alpha=None (maximal shift) there is no alpha slider.  The label-skew
+    schemes ("dirichlet", "shards": y holds class labels) show each participant's labels on
+    the left (`plotting.plot_label_histogram`), the others the data against x_`feature`.
     """
     X, y = as_data(X, y)
     feature = as_int(feature, "feature", minimum=0, maximum=X.shape[1] - 1)
-    alpha = None if isinstance(scheme, str) and scheme == "iid" else alpha
+    name = ALIASES.get(scheme, scheme) if isinstance(scheme, str) else scheme
+    alpha = None if name in ("iid", "shards") else alpha
+    if name == "shards" and shards_per_participant is None:
+        shards_per_participant = 2
 
-    def compute(num_participants, alpha=alpha):
-        return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed)
+    def compute(num_participants, alpha=alpha, shards_per_participant=shards_per_participant):
+        return split(X, y, num_participants, scheme=scheme, alpha=alpha, seed=seed,
+                     shards_per_participant=shards_per_participant)
 
     first = compute(num_participants)   # refuses bad arguments with split's own messages
     num_participants = as_int(num_participants, "num_participants")
@@ -321,17 +334,107 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
         description="participants", **_SLIDER)}
     if alpha is not None:
         controls["alpha"] = _log_slider(alpha, "alpha", low=-2, high=2, step=0.1)
-    figure = _figure(ncols=2, figsize=(11, 4))
+    if name == "shards":
+        s = as_int(shards_per_participant, "shards_per_participant")
+        controls["shards_per_participant"] = widgets.IntSlider(
+            s, min=1, max=max(10, s), description="shards per participant", **_SLIDER)
+    num_classes = int(as_labels(y).max()) + 1 if name in LABEL_SCHEMES else None
+    figure = _figure(ncols=2, figsize=(12, 4))
     ax_data, ax_sizes = figure.axes
 
     def draw(federation):
+        _remove_extra_axes(figure, (ax_data, ax_sizes))   # a colorbar of > 20 classes
         for ax in (ax_data, ax_sizes):
             ax.clear()
-        plot_partition(federation, ax=ax_data, feature=feature)
+        if num_classes is None:
+            plot_partition(federation, ax=ax_data, feature=feature)
+        else:
+            plot_label_histogram(federation, ax=ax_data, num_classes=num_classes)
         plot_sizes(federation, ax=ax_sizes)
         return _message(repr(federation), "ok")
 
     return Explorer(controls, compute, draw, figure, result=first)
+
+
+# ----------------------------------------------------------------------------------- label skew
+LABEL_SKEW_COLORS = {"FedAvg": "C1", "FedProx": "C2", "SCAFFOLD": "C3", "FedAvgM": "C4"}
+
+
+def label_skew_explorer(*, alpha=0.1, num_participants=100, local_epochs=10, lr=1.0,
+                        num_rounds=30, mu=0.01, server_lr=1.0, server_momentum=0.9,
+                        model="softmax", hidden=32,
+                        algorithms=tuple(experiments.LABEL_SKEW_RUNS), seed=0, data_seed=0):
+    """The digits under label skew: test accuracy per round (left) of FedAvg, FedProx(mu),
+    SCAFFOLD and FedAvgM, with centralised training dashed as the ceiling, and each
+    participant's labels (right).
+
+    Sliders: alpha (the Dirichlet concentration, log scale), the number of participants, local
+    epochs and lr (log scale).  Runs: `experiments.label_skew_runs` (the other arguments are
+    passed to it unchanged); the centralised run depends only on local_epochs and lr, and is
+    kept for each pair already run.  num_rounds is smaller than the notebook's 50 so that a
+    slider's move is redrawn in about a second.
+    """
+    settings = dict(num_rounds=num_rounds, model=model, hidden=hidden, seed=seed,
+                    data_seed=data_seed)
+    centralised = {}
+
+    def compute(alpha, num_participants, local_epochs, lr):
+        runs = experiments.label_skew_runs(
+            alpha=alpha, num_participants=num_participants, local_epochs=local_epochs, lr=lr,
+            mu=mu, server_lr=server_lr, server_momentum=server_momentum, algorithms=algorithms,
+            centralised=False, **settings)
+        if (local_epochs, lr) not in centralised:
+            centralised[local_epochs, lr] = experiments.centralised_run(
+                local_epochs=local_epochs, lr=lr, **settings)
+        federation, _ = experiments.digits_federation(
+            alpha=alpha, num_participants=num_participants, seed=seed, data_seed=data_seed)
+        return runs, centralised[local_epochs, lr], federation
+
+    first = compute(alpha, num_participants, local_epochs, lr)  # split's and simulate's messages
+    num_participants = as_int(num_participants, "num_participants")
+    local_epochs = as_int(local_epochs, "local_epochs")
+    num_rows = first[2].num_samples
+    controls = {
+        "alpha": _log_slider(alpha, "alpha", low=-2, high=2, step=0.1),
+        "num_participants": widgets.IntSlider(
+            num_participants, min=1, max=max(min(100, num_rows), num_participants),
+            description="participants", **_SLIDER),
+        "local_epochs": widgets.IntSlider(local_epochs, min=1, max=max(30, local_epochs),
+                                          description="local epochs", **_SLIDER),
+        "lr": _lr_slider(lr)}
+    num_classes = int(first[2].y.max()) + 1
+    figure = _figure(ncols=2, figsize=(12, 4.2))
+    ax, ax_labels = figure.axes
+    curves = {name: LossCurve(ax, name, color=LABEL_SKEW_COLORS[name], linewidth=2)
+              for name in first[0]}
+    curves[experiments.CENTRALISED] = LossCurve(ax, "centralised (the ceiling)", color="black",
+                                                linestyle="--", linewidth=1.5)
+    ax.set(xlabel="round", ylabel="test accuracy", xlim=(0, num_rounds))
+
+    def draw(result):
+        runs, ceiling, federation = result
+        for name, history in {**runs, experiments.CENTRALISED: ceiling}.items():
+            curves[name].set_data(np.arange(len(history.test_accuracy)),
+                                  history.test_accuracy, history.diverged_at)
+        ax.legend(loc="lower right")
+        ax.set_ylim(_accuracy_floor([*runs.values(), ceiling]), 1.0)
+        c = ceiling.config
+        ax.set_title(f"{count_text(federation.num_participants, 'participant')}, "
+                     f"{count_text(c['local_epochs'], 'local epoch')}, lr = {c['lr']:.3g}")
+        ax_labels.clear()
+        plot_label_histogram(federation, ax=ax_labels, num_classes=num_classes)
+        diverged = [f"{name} diverged at round {history.diverged_at}"
+                    for name, history in {**runs, "centralised": ceiling}.items()
+                    if history.diverged]
+        if diverged:
+            return _message("; ".join(diverged) + f": lr = {c['lr']:.3g} is too large for "
+                            f"{count_text(c['local_epochs'], 'local epoch')}; try a smaller "
+                            f"one", "warning")
+        return _message(f"Test accuracy after {count_text(num_rounds, 'round')}: " + ", ".join(
+            f"{name} {history.test_accuracy[-1]:.1%}" for name, history in runs.items())
+            + f"; centralised {ceiling.test_accuracy[-1]:.1%}", "ok")
+
+    return Explorer(controls, compute, draw, figure, curves, first)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -391,6 +494,21 @@ def _pooled_data(data, y):
         raise ValueError("give y with X (or a Federation instead of X)")
     X, y = as_data(data, y)
     return X, y, 10
+
+
+def _accuracy_floor(histories, skip=3):
+    """The bottom of an accuracy axis that shows where runs end, not where they start: a
+    little below the lowest test accuracy after the first `skip` rounds (0 at the lowest)."""
+    lowest = min(float(np.min(h.test_accuracy[min(skip, len(h.test_accuracy) - 1):]))
+                 for h in histories)
+    return max(0.0, math.floor(lowest * 20) / 20 - 0.02)
+
+
+def _remove_extra_axes(figure, keep):
+    """Remove the axes of `figure` not in `keep` (e.g. a colorbar added by the last drawing)."""
+    for ax in list(figure.axes):
+        if ax not in keep:
+            ax.remove()
 
 
 def _points(collection):
