@@ -10,6 +10,7 @@ import ipywidgets
 import numpy as np
 import pytest
 
+import fedlite
 from fedlite import experiments, widgets
 from fedlite.data import make_linear_data
 from fedlite.partition import split
@@ -279,3 +280,21 @@ def test_a_diverging_fedavg_names_the_local_step_condition(data):
     ex = widgets.convergence_explorer(*data, algorithm="fedavg", lr=3.0, local_epochs=2, **TINY)
     status = html.unescape(ex.status.value)
     assert "FedAvg diverged at round" in status and "lr·λ_max(H_k) < 2" in status
+
+
+def test_explorers_draw_into_an_image_widget_not_an_output_widget():
+    """An Output widget made nbclient (nbconvert --execute) wait for its timeout now and then
+    (notebook 05's stall, issue 14): the picture goes into an Image widget instead."""
+    import ipywidgets
+    X, y, _, _ = fedlite.make_linear_data(60, 2, seed=0)
+    explorer = widgets.convergence_explorer(X, y, num_participants=3, lr=0.1, num_rounds=5)
+
+    def walk(widget):
+        yield widget
+        for child in getattr(widget, "children", ()):
+            yield from walk(child)
+
+    found = list(walk(explorer.widget))
+    assert not any(isinstance(w, ipywidgets.Output) for w in found)
+    images = [w for w in found if isinstance(w, ipywidgets.Image)]
+    assert len(images) == 1 and images[0].value == explorer.png
