@@ -1,4 +1,4 @@
-"""Exercise checkers for communication and large models (notebooks 10 and 11).
+"""Exercise checkers for communication and large models (notebooks 12 and 14).
 
 Same contract as `fedlite.checks`: `checks_communication.lora_bytes(my_fn)` runs your function
 on fixed cases and on fresh random ones, prints "✔ Correct: ..." or "✘ Not yet: ..." naming the
@@ -84,7 +84,7 @@ _TOP_K = Exercise(
     random_case=_random_top_k, answers=_top_k_answers,
     library=("fedlite.compression.top_k", "fedlite.compression.TopK.aggregate"),
     praise="Nothing is ever lost: what is not sent now is sent later.",
-    nudge='See "2. Top-k sparsification, with error feedback" in notebook 10: what is ranked, '
+    nudge='See "2. Top-k sparsification, with error feedback" in notebook 12: what is ranked, '
           'by which size, and what is kept for later.')
 
 
@@ -126,7 +126,7 @@ _QUANTIZE_LIBRARY = library_codes(("fedlite.compression.quantize", "fedlite.comp
 @guarded
 def quantize_unbiased(fn):
     """Check fn(vector, bits, rng) -> the dequantized values after unbiased stochastic rounding
-    to the 2^b levels of notebook 10, section 3 (the checker calls fn NUM_DRAWS times per case).
+    to the 2^b levels of notebook 12, section 3 (the checker calls fn NUM_DRAWS times per case).
     """
     if not callable(fn):
         return not_a_function(fn)
@@ -278,17 +278,17 @@ _LORA_BYTES = Exercise(
                                        int(rng.integers(1, 9)), bool(rng.integers(2)),
                                        "a fresh random case, "),
     answers=_lora_answers, library=("fedlite.lora.adapter_bytes",),
-    nudge='See "4. A large model, fine-tuned federatedly" in notebook 10: the shapes of B and A, '
+    nudge='See "4. A large model, fine-tuned federatedly" in notebook 12: the shapes of B and A, '
           'which of them a participant sends, and how many bytes a float64 value takes.')
 
 
 def lora_bytes(fn):
     """Check fn(num_features, hidden, rank, freeze_A) -> the bytes one participant uploads per
-    round for the LoRA adapter of notebook 10 (float64 values)."""
+    round for the LoRA adapter of notebook 12 (float64 values)."""
     return _LORA_BYTES.check(fn)
 
 
-# ------------------------------------------------------------------------------ notebook 11
+# ------------------------------------------------------------------------------ notebook 14
 
 def _rounds_case(n, d, p, k, label=""):
     return (f"{label}N = {n}, d = {d}, P = {p}, K = {k}",
@@ -323,7 +323,7 @@ _ROUNDS_UNTIL_DATA_IS_CHEAPER = Exercise(
     answers=_rounds_answers,
     nudge='Count both sides in float64 values: the data shipped once (every number of every '
           'row), and what one round sends ("1. Bytes per round grow with the model" in '
-          'notebook 10).')
+          'notebook 12).')
 
 
 def rounds_until_data_is_cheaper(fn):
@@ -372,7 +372,7 @@ _NEVER_SELECTED_PROBABILITY = Exercise(
     cases=lambda: [_never_case(*values) for values in
                    [(7, 0.3, 5), (10, 0.27, 4), (10, 0.01, 3), (20, 0.33, 6)]],
     random_case=_random_never, answers=_never_answers,
-    nudge='See "2. How many participants are needed?" in notebook 11: the chance of being left '
+    nudge='See "2. How many participants are needed?" in notebook 14: the chance of being left '
           'out in one round, then in R independent rounds.')
 
 

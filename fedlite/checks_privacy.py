@@ -1,4 +1,4 @@
-"""Exercise checkers for privacy (notebooks 07, 08 and 09).
+"""Exercise checkers for privacy (notebooks 09, 10 and 11).
 
 Same contract as `fedlite.checks`: `checks_privacy.invert_linear_gradient(my_fn)` runs your
 function on fixed cases and on fresh random ones, prints "✔ Correct: ..." or "✘ Not yet: ..."
@@ -62,7 +62,7 @@ _INVERT_LINEAR_GRADIENT = Exercise(
     outputs=(("x", "w"), ("y", None)), cases=_inversion_cases, random_case=_random_inversion,
     answers=_inversion_answers, library=("fedlite.leakage.invert_linear_gradient",),
     praise="One example's gradient is the example.",
-    nudge='See "1. One example, one gradient" in notebook 07: write both gradients in terms of '
+    nudge='See "1. One example, one gradient" in notebook 09: write both gradients in terms of '
           'the residual r, solve for x, then for y.')
 
 
@@ -131,7 +131,7 @@ _INPUT_FROM_FIRST_LAYER = Exercise(
     outputs=(("x", None),), cases=_first_layer_cases, random_case=_random_first_layer,
     answers=_first_layer_answers,
     library=("fedlite.leakage.invert_mlp_gradient", "fedlite.leakage.candidate_rows"),
-    nudge='See "4. The MLP\'s first layer" in notebook 07: what one unit\'s column of grad_W1 '
+    nudge='See "4. The MLP\'s first layer" in notebook 09: what one unit\'s column of grad_W1 '
           'holds, and which units you can use.')
 
 
@@ -268,7 +268,7 @@ def _encode_answers(x, scale_bits, modulus_bits):
 _ENCODE_FIXED_POINT = Exercise(
     outputs=(("encoded", "x"),), cases=_encode_cases, random_case=_random_encode,
     answers=_encode_answers, library=("fedlite.secure_aggregation.encode",),
-    nudge='See "2. Fixed point: real numbers as integers mod 2^k" in notebook 08: scale, round '
+    nudge='See "2. Fixed point: real numbers as integers mod 2^k" in notebook 10: scale, round '
           'to whole numbers, and where the negative numbers go.')
 
 
@@ -322,7 +322,7 @@ _CLIP_FACTOR = Exercise(
     library=("fedlite.differential_privacy.clip_factor",
              "fedlite.differential_privacy.clip_by_norm"),
     praise="Multiply the update by it: its norm is then at most clip_norm.",
-    nudge='See "2. Clip: bound what one participant can do" in notebook 09: which norm, and '
+    nudge='See "2. Clip: bound what one participant can do" in notebook 11: which norm, and '
           'what happens to an update that is already short.')
 
 
@@ -365,7 +365,7 @@ _NOISE_STD = Exercise(
                                                         (3.0, 0.7, 0.5, 8)]],
     random_case=_random_noise, answers=_noise_answers,
     library=("fedlite.differential_privacy.noise_std",),
-    nudge='See "3. Add noise to the sum" in notebook 09: the std of the noise on the sum, and '
+    nudge='See "3. Add noise to the sum" in notebook 11: the std of the noise on the sum, and '
           'what the server divides the sum by.')
 
 

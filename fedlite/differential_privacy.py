@@ -334,7 +334,7 @@ def dp_fedavg_run(federation, *, clip_norm, noise_multiplier, sampling_rate, num
 
 
 def attack_errors(X, y, *, clip_norm, noise_multiplier, num_trials=20, seed=0):
-    """The gradient inversion of notebook 07 against one DP-FedSGD round, num_trials times.
+    """The gradient inversion of notebook 09 against one DP-FedSGD round, num_trials times.
 
     Each row of (X, y) is a participant; each trial is a one-round FedSGD run from w = 0, b = 0
     in which exactly one participant is selected and `DPAggregator(clip_norm, noise_multiplier)`

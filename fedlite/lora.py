@@ -333,7 +333,7 @@ def lora_simulate(federation, base_params, *, rank, num_rounds, lr, local_epochs
 def communication_runs(federation, base_params, *, fraction=0.01, bits=4, rank=4,
                        num_rounds=20, lr=0.02, lora_lr=3.0, local_epochs=2, batch_size=20,
                        seed=0, cache=None):
-    """Fine-tune base_params on `federation` four ways (notebook 10's explorer): {name: History}.
+    """Fine-tune base_params on `federation` four ways (notebook 12's explorer): {name: History}.
 
     "FedAvg"              the whole model, float64 uploads, learning rate lr
     "FedAvg + top-k"      the same, each upload cut to its `fraction` largest entries

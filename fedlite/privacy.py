@@ -1,7 +1,7 @@
 """Privacy in federated learning: what updates leak, and what actually protects them.
 
 "The data never leave the participant" does not make federated learning private: the updates
-are functions of the data, and can give it away.  Three modules, one idea each (notebooks 07-09):
+are functions of the data, and can give it away.  Three modules, one idea each (notebooks 09-11):
 
   leakage               what a gradient reveals: exact inversion for one example, the ratio
                         attack on a batch, gradient matching ("Deep Leakage from Gradients")

@@ -1,4 +1,4 @@
-"""Reference solutions to the exercises of notebooks 10 and 11, one per checker in
+"""Reference solutions to the exercises of notebooks 12 and 14, one per checker in
 `fedlite.checks_communication`.  Written the way a student would: plain numpy.
 
     from fedlite import checks_communication as checks

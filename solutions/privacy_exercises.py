@@ -1,4 +1,4 @@
-"""Reference solutions to the privacy exercises (notebooks 07-09), one per checker in
+"""Reference solutions to the privacy exercises (notebooks 09-11), one per checker in
 `fedlite.checks_privacy`.  Written the way a student would: plain numpy, one formula per line.
 
     from fedlite import checks_privacy
