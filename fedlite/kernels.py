@@ -432,6 +432,13 @@ def mlp_classifier_rows(X, y, W1, b1, W2, b2, start, stop, grad_W1, grad_b1, gra
 
 
 @jit
+def classifier_partial(n, num_params):
+    """The chunk bounds for n rows, and zeroed partial sums (num_chunks, num_params + 1)."""
+    bounds = chunk_bounds(n)
+    return bounds, np.zeros((bounds.shape[0] - 1, num_params + 1))
+
+
+@jit
 def classifier_finish(n, partial):
     """Add the chunks' partial sums [Σ gradient (P), Σ loss] in chunk order and divide by n:
     (loss, gradient (P,)), the gradient laid out like the model's flat theta."""
@@ -454,7 +461,10 @@ def softmax_chunk(X, y, W, b, bounds, c, partial):
 
 
 @jit
-def softmax_split(d, C, loss, grad):
+def softmax_finish(n, partial, W):
+    """(loss, grad_W, grad_b) from the chunks' partial sums."""
+    d, C = W.shape
+    loss, grad = classifier_finish(n, partial)
     return loss, grad[:d * C].reshape((d, C)), grad[d * C:]
 
 
@@ -462,26 +472,20 @@ def softmax_split(d, C, loss, grad):
 def softmax_loss_grad_serial(X, y, W, b):
     """(loss, grad_W (d, C), grad_b (C,)) of the mean cross-entropy of softmax(X W + b), one
     thread."""
-    d, C = W.shape
-    bounds = chunk_bounds(X.shape[0])
-    partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))
+    bounds, partial = classifier_partial(X.shape[0], W.size + b.size)
     for c in range(partial.shape[0]):
         softmax_chunk(X, y, W, b, bounds, c, partial)
-    loss, grad = classifier_finish(X.shape[0], partial)
-    return softmax_split(d, C, loss, grad)
+    return softmax_finish(X.shape[0], partial, W)
 
 
 @jit_parallel
 def softmax_loss_grad_parallel(X, y, W, b):
     """Same result as `softmax_loss_grad_serial`, bit for bit, with the chunks spread over
     threads."""
-    d, C = W.shape
-    bounds = chunk_bounds(X.shape[0])
-    partial = np.zeros((bounds.shape[0] - 1, d * C + C + 1))
+    bounds, partial = classifier_partial(X.shape[0], W.size + b.size)
     for c in prange(partial.shape[0]):
         softmax_chunk(X, y, W, b, bounds, c, partial)
-    loss, grad = classifier_finish(X.shape[0], partial)
-    return softmax_split(d, C, loss, grad)
+    return softmax_finish(X.shape[0], partial, W)
 
 
 @jit
@@ -498,8 +502,12 @@ def mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial):
 
 
 @jit
-def mlp_classifier_split(d, h, C, loss, grad):
+def mlp_classifier_finish(n, partial, W1, W2):
+    """(loss, grad_W1, grad_b1, grad_W2, grad_b2) from the chunks' partial sums."""
+    d, h = W1.shape
+    C = W2.shape[1]
     o = d * h + h
+    loss, grad = classifier_finish(n, partial)
     return (loss, grad[:d * h].reshape((d, h)), grad[d * h:o], grad[o:o + h * C].reshape((h, C)),
             grad[o + h * C:])
 
@@ -507,25 +515,17 @@ def mlp_classifier_split(d, h, C, loss, grad):
 @jit_entry
 def mlp_classifier_loss_grad_serial(X, y, W1, b1, W2, b2):
     """(loss, grad_W1, grad_b1, grad_W2, grad_b2) of the mean cross-entropy, one thread."""
-    d, h = W1.shape
-    C = W2.shape[1]
-    bounds = chunk_bounds(X.shape[0])
-    partial = np.zeros((bounds.shape[0] - 1, d * h + h + h * C + C + 1))
+    bounds, partial = classifier_partial(X.shape[0], W1.size + b1.size + W2.size + b2.size)
     for c in range(partial.shape[0]):
         mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
-    loss, grad = classifier_finish(X.shape[0], partial)
-    return mlp_classifier_split(d, h, C, loss, grad)
+    return mlp_classifier_finish(X.shape[0], partial, W1, W2)
 
 
 @jit_parallel
 def mlp_classifier_loss_grad_parallel(X, y, W1, b1, W2, b2):
     """Same result as `mlp_classifier_loss_grad_serial`, bit for bit, with the chunks spread over
     threads."""
-    d, h = W1.shape
-    C = W2.shape[1]
-    bounds = chunk_bounds(X.shape[0])
-    partial = np.zeros((bounds.shape[0] - 1, d * h + h + h * C + C + 1))
+    bounds, partial = classifier_partial(X.shape[0], W1.size + b1.size + W2.size + b2.size)
     for c in prange(partial.shape[0]):
         mlp_classifier_chunk(X, y, W1, b1, W2, b2, bounds, c, partial)
-    loss, grad = classifier_finish(X.shape[0], partial)
-    return mlp_classifier_split(d, h, C, loss, grad)
+    return mlp_classifier_finish(X.shape[0], partial, W1, W2)
