@@ -423,11 +423,9 @@ def _per_participant(values, federation):
 
 
 def _build_model(model, federation, hidden):
-    """The model object: a name (a classifier counts its classes in the labels) or an object."""
-    from .core.model import MODELS
-    if isinstance(model, str) and hasattr(MODELS.get(model), "from_data"):
-        return MODELS[model].from_data(federation.num_features, hidden, federation.y)
-    return build_model(model, federation.num_features, hidden)
+    """The model object: a name (a classifier counts its classes in the labels) or an object
+    (a classifier's labels are checked against its classes before anything runs)."""
+    return build_model(model, federation.num_features, hidden, y=federation.y)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -48,6 +48,14 @@ def _exercise_every_kernel():
         linear(X, y, w, 0.0)
     for mlp in (kernels.mlp_loss_grad_serial, kernels.mlp_loss_grad_parallel):
         mlp(X, y, W1, b1, W2, 0.0)
+    # the classifiers: labels as float64 (one compiled version whatever the caller's dtype)
+    labels, = models._read_only(np.array([0.0, 1.0, 2.0]))
+    W, bC, W2C = models._read_only(rng.normal(size=(2, 3)), np.zeros(3), rng.normal(size=(4, 3)))
+    for softmax in (kernels.softmax_loss_grad_serial, kernels.softmax_loss_grad_parallel):
+        softmax(X, labels, W, bC)
+    for classifier in (kernels.mlp_classifier_loss_grad_serial,
+                       kernels.mlp_classifier_loss_grad_parallel):
+        classifier(X, labels, W1, b1, W2C, bC)
     engine.exercise_kernels()
 
 

@@ -80,6 +80,15 @@ def test_after_warmup_the_course_compiles_nothing_new():
     fedlite.linear_loss_grad(fed.X, fed.y, np.zeros(3), 0.0)
     fedlite.linear_loss_grad(X, y, np.zeros(3), 0.0)
     fedlite.mlp_loss_grad(X, y, np.ones((3, 4)), np.zeros(4), np.ones(4), 0.0)
+    labels = np.arange(200) % 3
+    fedlite.softmax_loss_grad(X, labels, np.zeros((3, 3)), np.zeros(3))
+    fedlite.mlp_classifier_loss_grad(X, labels, np.ones((3, 4)), np.zeros(4), np.ones((4, 3)),
+                                     np.zeros(3))
+    classes = fedlite.Federation(fed.X, (np.arange(200) % 3).astype(float), fed.offsets,
+                                 fed.index)
+    for model in ("softmax", "mlp_classifier"):
+        fedlite.simulate(classes, model=model, algorithm="fedavg", batch_size=5, num_rounds=2,
+                         lr=0.1, test=(X, labels))
     for algorithm in fedlite.algorithms.ALGORITHMS:
         for model in ("linear", "mlp"):
             extra = {} if algorithm == "fedsgd" else dict(batch_size=5)
