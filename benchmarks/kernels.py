@@ -97,12 +97,16 @@ def check_agrees(fast, slow):
 
 
 def new_process_seconds(repeats=3):
-    """Best wall time of a new `python` that imports fedlite and calls every kernel once."""
+    """Best wall time of a new `python` that imports fedlite and calls every kernel once, with
+    the on-disk cache warm (an untimed process first refreshes it, should a source file have
+    changed since); also how many kernels the timed processes compiled (0 when all is well)."""
     best_inside, best_wall, compiled = math.inf, math.inf, 0
-    for _ in range(repeats):
+    for attempt in range(repeats + 1):
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", NEW_PROCESS], capture_output=True, text=True,
                              check=True).stdout.split()
+        if attempt == 0:
+            continue
         best_wall = min(best_wall, time.perf_counter() - start)
         best_inside = min(best_inside, float(out[0]))
         compiled = max(compiled, int(out[1]))
