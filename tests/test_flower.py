@@ -331,7 +331,7 @@ def test_deployment_a_stopped_supernode_fails_the_run_clearly_and_nothing_is_lef
 
 
 @pytest.mark.skipif(not ray_installed(), reason="Flower's simulation engine needs Ray: "
-                    "pip install -e \".[flower-simulation]\"")
+                    "pip install -e \".[flower,flower-simulation]\"")
 @starts_processes
 def test_simulation_engine_equals_simulate():
     from fedlite.flower import run_flower

@@ -15,6 +15,8 @@ Flower arrays over the network.  The maths does not change, so the losses are th
   results      the result file -> fedlite History; FlowerRun, FlowerRunError
   launcher     LocalFederation: a SuperLink and N SuperNodes on 127.0.0.1 (or the simulation
                engine), `flwr run`, the run's status, a clean stop; run_flower in one call
+  __main__     python -m fedlite.flower (python3 tasks.py flower): run on a local federation,
+               print the History beside simulate's
   app/         the Flower app's pyproject.toml (`flwr run fedlite/flower/app CONNECTION`)
 
 Install the extra first: pip install -e ".[flower]" (and ".[flower-simulation]" for Flower's

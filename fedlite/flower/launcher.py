@@ -13,7 +13,9 @@ simulation engine (Ray) instead of SuperNodes.  `run(experiment)` does what a pe
 
 `close()` (or leaving the `with` block) stops every process it started, by PID: those it
 launched, their descendants, and any process left with its private FLWR_HOME in its
-environment (Flower starts some detached); SIGTERM first, SIGKILL after a grace period.
+environment (Flower starts some detached); SIGTERM first, SIGKILL after a grace period.  It
+then removes the temporary folder with the processes' logs (set FEDLITE_KEEP_FLOWER_LOGS=1 to
+keep it; `LocalFederation.log_path(name)` names each log).
 `run_flower(experiment)` does all of it in one call.
 """
 from __future__ import annotations
@@ -40,8 +42,8 @@ ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # terminal colour codes
 STARTED_RUN = re.compile(r"started run (\d+)")       # what `flwr run` prints
 CONNECTION = "fedlite"            # the SuperLink connection's name in FLWR_HOME/config.toml
 ENGINES = ("deployment", "simulation")
-INSTALL_HINT = 'pip install -e ".[flower]"  (or: .venv/bin/python -m pip install "flwr==1.42.*")'
-SIMULATION_HINT = 'pip install -e ".[flower-simulation]"  (Flower\'s simulation engine needs Ray)'
+INSTALL_HINT = 'pip install -e ".[flower]" in the course folder (python3 tasks.py does it)'
+SIMULATION_HINT = 'pip install -e ".[flower,flower-simulation]" (Ray)'
 
 
 def flwr_installed():
@@ -89,8 +91,8 @@ class LocalFederation:
         self.startup_timeout = as_float(startup_timeout, "startup_timeout")
         if self.startup_timeout <= 0:
             raise ValueError(f"startup_timeout must be > 0 seconds; got {startup_timeout}")
-        if not flwr_installed():
-            raise FlowerRunError(f"flwr is not installed; {INSTALL_HINT}")
+        if not flwr_installed() or importlib.util.find_spec("psutil") is None:
+            raise FlowerRunError(f"flwr (or psutil) is not installed; {INSTALL_HINT}")
         if engine == "simulation" and not ray_installed():
             raise FlowerRunError(f"the simulation engine needs Ray, which is not installed; "
                                  f"{SIMULATION_HINT}")
@@ -101,7 +103,7 @@ class LocalFederation:
         self.processes = {}       # name -> Popen, everything this object started
         self.supernodes = []      # SuperNode i's Popen (deployment engine)
         self.address = None
-        self._runs = 0
+        self._runs, self._logs = 0, {}
         self._seen = set()        # PIDs seen in our process trees (so orphans are stopped too)
 
     # -- starting
@@ -233,7 +235,7 @@ class LocalFederation:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:   # pragma: no cover - SIGKILL was sent
                 pass
-        for handle in getattr(self, "_logs", {}).values():
+        for handle in self._logs.values():
             handle.close()
         if self._own_directory and not os.environ.get("FEDLITE_KEEP_FLOWER_LOGS"):
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -281,7 +283,6 @@ class LocalFederation:
 
     def _launch(self, name, command):
         (self.directory / "logs").mkdir(exist_ok=True)
-        self._logs = getattr(self, "_logs", {})
         log = self._logs[name] = open(self.log_path(name), "w")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=self._environment(),

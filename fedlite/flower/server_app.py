@@ -122,14 +122,14 @@ class FedliteStrategy(Strategy):
         for msg in self._answered(replies, "round 0 (evaluating the starting model)"):
             k = int(msg.content["metrics"]["partition-id"])
             if k in self.node_of:
-                raise self._failed(f"two SuperNodes say they are partition-id={k}; give each "
-                                     f"its own partition-id in 0..{self.K - 1}")
+                raise self._failed(f"two SuperNodes say they are partition-id={k}; give "
+                                   f"each its own partition-id in 0..{self.K - 1}")
             self.node_of[k] = msg.metadata.src_node_id
             self.sizes[k] = msg.content["metrics"]["num-examples"]
         missing = sorted(set(range(self.K)) - set(self.node_of))
         if missing:
-            raise self._failed(f"no SuperNode answered as participant(s) {missing} in round 0 "
-                                 f"(within {timeout:g} s)")
+            raise self._failed(f"no SuperNode answered as participant(s) {missing} in round "
+                               f"0 (within {timeout:g} s)")
         self.aggregate_evaluate(0, replies)
 
     # -- training: the participant half runs on the nodes, the server half here
@@ -190,7 +190,7 @@ class FedliteStrategy(Strategy):
         evaluated = np.flatnonzero(~np.isnan(losses))
         if evaluated.size == 0:
             raise self._failed(f"round {server_round}: no participant answered the "
-                                 f"evaluation (every SuperNode stopped?)")
+                               f"evaluation (every SuperNode stopped?)")
         weights = self.sizes[evaluated]
         loss = float((losses[evaluated] * weights).sum() / weights.sum())
         record = self.record
