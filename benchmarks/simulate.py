@@ -13,7 +13,8 @@ repeat, since these machines are noisy.  Compare the ratios, not the millisecond
    Both compute the same things each round: every participant's report, the weighted mean, the
    server's step (and SCAFFOLD's control variates), every participant's loss under the new model.
 2. FedAvg against `vectorised`, numpy over participants: all K take their s-th minibatch step
-   together with einsum (only possible with equal sizes).  The strongest plain-numpy rival.
+   together with einsum (only possible with equal sizes).  The strongest plain-numpy rival: it
+   gathers the shuffled rows with np.take (np.take_along_axis would make it twice as slow).
 3. SCAFFOLD and FedAdam against FedAvg, per round (K=1000).
 4. Stepping one round per call, `simulate(..., num_rounds=1, init=previous theta)` and
    `simulate(..., num_rounds=1, resume=previous history)` (an interactive cell, the Flower
@@ -22,7 +23,9 @@ repeat, since these machines are noisy.  Compare the ratios, not the millisecond
 
 Before timing, both baselines are run with fedlite's minibatch orders and checked equal to
 fedlite's results (to 1e-9), so the three are timed doing the same computation.
-Targets (issue 11) are printed with PASS or MISS at the end.
+Targets (issue 11) are printed with PASS or MISS at the end.  On a busy machine fedlite's two
+threads wait for each other's CPU at every parallel loop and its times swing by 10x; run again
+when the load average is low, or with NUMBA_NUM_THREADS=1 for steadier (one-thread) figures.
 """
 import os
 import sys
