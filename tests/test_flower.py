@@ -131,6 +131,31 @@ def test_local_federation_checks_its_arguments(monkeypatch):
         LocalFederation(2)
 
 
+@pytest.mark.parametrize("stop, error, name", [
+    ((5, 1), ValueError, "participant_id"),
+    ((0, 9), ValueError, "after_round"),
+    ([0, 1], TypeError, "stop_supernode"),
+])
+def test_run_flower_checks_stop_supernode_before_starting_anything(stop, error, name):
+    from fedlite.flower import run_flower
+    with pytest.raises(error, match=name):
+        run_flower(Experiment(num_participants=3, num_rounds=2), stop_supernode=stop)
+    with pytest.raises(TypeError, match="experiment"):
+        run_flower({"num-participants": 3})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--participants", "0"], "num_participants must be at least 1"),
+    (["--algorithm", "bogus"], "algorithm must be one of"),
+    (["--stop-supernode", "x"], "--stop-supernode must be K:ROUND"),
+    (["--stop-supernode", "1:1", "--engine", "simulation"], "engine='deployment'"),
+])
+def test_the_command_refuses_bad_arguments_before_starting_anything(argv, message, capsys):
+    from fedlite.flower.__main__ import main
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
 # ------------------------------------------------------------- flwr, in one process (fast)
 class InProcessGrid:
     """Flower's Grid played in this process: node k runs fedlite's ClientApp with its own
@@ -225,6 +250,18 @@ def test_flower_apps_in_one_process_equal_simulate(name):
     history, record = run_in_process(experiment)
     assert record["status"] == "completed"
     assert_same_run(history, experiment.simulate())
+
+
+@needs_flwr
+def test_the_command_reports_the_comparison():
+    from fedlite.flower.__main__ import report
+    from fedlite.flower.results import flower_run
+    experiment = EXPERIMENTS["linear-fedavg-minibatch"]
+    _, record = run_in_process(experiment)
+    run = flower_run(record, experiment, traffic={"inbound": 10, "outbound": 20}, seconds=1.0)
+    text = report(run, experiment.simulate(), simulate_seconds=0.003)
+    assert "same losses as simulate to 1e-09 relative: yes" in text
+    assert "from the SuperNodes 10, to them 20" in text and "3/3" in text
 
 
 @needs_flwr

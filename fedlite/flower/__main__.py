@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .experiment import DATA_RECIPES, FLOWER_MODELS, Experiment
-from .launcher import ENGINES, run_flower
+from .launcher import ENGINES, check_stop_supernode, run_flower
 from .results import FlowerRunError
 
 RTOL = 1e-9
@@ -33,7 +33,8 @@ def main(argv=None):
             participation=args.participation, seed=args.seed,
             server_optimizer=args.server_optimizer, server_lr=args.server_lr,
             min_participants=args.min_participants, round_timeout=args.round_timeout)
-        stop = _stop_supernode(args.stop_supernode)
+        stop = check_stop_supernode(_stop_supernode(args.stop_supernode), experiment,
+                                    args.engine)
     except (TypeError, ValueError) as exc:
         print(f"fedlite flower: {exc}", file=sys.stderr)
         return 2

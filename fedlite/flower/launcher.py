@@ -67,6 +67,7 @@ def run_flower(experiment, *, engine="deployment", stop_supernode=None, timeout=
     timeout         seconds the whole run may take (None: from the experiment's round_timeout)
     """
     experiment = _check_experiment(experiment)
+    check_stop_supernode(stop_supernode, experiment, engine)   # before any process starts
     with LocalFederation(experiment.num_participants, engine=engine,
                          startup_timeout=startup_timeout) as federation:
         return federation.run(experiment, stop_supernode=stop_supernode, timeout=timeout)
@@ -151,7 +152,7 @@ class LocalFederation:
         if experiment.num_participants != self.num_supernodes:
             raise ValueError(f"experiment.num_participants ({experiment.num_participants}) must "
                              f"equal the federation's num_supernodes ({self.num_supernodes})")
-        stop_supernode = self._check_stop(stop_supernode, experiment)
+        stop_supernode = check_stop_supernode(stop_supernode, experiment, self.engine)
         if timeout is None:   # every round may wait round_timeout twice (train, evaluate)
             timeout = (self.startup_timeout + 60.0
                        + (experiment.num_rounds + 1) * (2 * experiment.round_timeout + 30.0))
@@ -358,19 +359,21 @@ class LocalFederation:
             except psutil.Error:
                 continue
 
-    def _check_stop(self, stop_supernode, experiment):
-        if stop_supernode is None:
-            return None
-        if self.engine != "deployment":
-            raise ValueError("stop_supernode needs engine='deployment' (real SuperNodes)")
-        if not (isinstance(stop_supernode, tuple) and len(stop_supernode) == 2):
-            raise TypeError(f"stop_supernode must be None or (participant_id, after_round); "
-                            f"got {stop_supernode!r}")
-        k = as_int(stop_supernode[0], "stop_supernode's participant_id", minimum=0,
-                   maximum=experiment.num_participants - 1)
-        after = as_int(stop_supernode[1], "stop_supernode's after_round", minimum=0,
-                       maximum=experiment.num_rounds)
-        return k, after
+
+def check_stop_supernode(stop_supernode, experiment, engine="deployment"):
+    """stop_supernode checked: None, or (participant_id, after_round) as ints in range."""
+    if stop_supernode is None:
+        return None
+    if engine != "deployment":
+        raise ValueError("stop_supernode needs engine='deployment' (real SuperNodes)")
+    if not (isinstance(stop_supernode, tuple) and len(stop_supernode) == 2):
+        raise TypeError(f"stop_supernode must be None or (participant_id, after_round); "
+                        f"got {stop_supernode!r}")
+    k = as_int(stop_supernode[0], "stop_supernode's participant_id", minimum=0,
+               maximum=experiment.num_participants - 1)
+    after = as_int(stop_supernode[1], "stop_supernode's after_round", minimum=0,
+                   maximum=experiment.num_rounds)
+    return k, after
 
 
 def free_port():
