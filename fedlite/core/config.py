@@ -40,16 +40,17 @@ class RunConfig:
 
     def __getitem__(self, name):
         """config["lr"]: read a setting by name, as in the dicts of earlier versions."""
-        if name not in self.names():
+        if name not in _NAMES:
             raise KeyError(name)
         return getattr(self, name)
 
     def get(self, name, default=None):
-        return getattr(self, name) if name in self.names() else default
+        return getattr(self, name) if name in _NAMES else default
 
     @classmethod
     def names(cls):
-        return tuple(f.name for f in fields(cls))
+        """The settings' names, in order."""
+        return _ORDER
 
     def as_dict(self):
         return asdict(self)
@@ -110,6 +111,10 @@ class RunConfig:
                    num_features=num_features, server_optimizer=server_optimizer,
                    server_lr=server_lr, server_momentum=server_momentum, beta1=beta1,
                    beta2=beta2, tau=tau)
+
+
+_ORDER = tuple(f.name for f in fields(RunConfig))
+_NAMES = frozenset(_ORDER)   # looked up several times per round: built once
 
 
 @dataclass(frozen=True)
