@@ -360,8 +360,8 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
 LABEL_SKEW_COLORS = {"FedAvg": "C1", "FedProx": "C2", "SCAFFOLD": "C3", "FedAvgM": "C4"}
 
 
-def label_skew_explorer(*, alpha=0.1, num_participants=100, local_epochs=10, lr=1.0,
-                        num_rounds=30, mu=0.01, server_lr=1.0, server_momentum=0.9,
+def label_skew_explorer(*, alpha=0.1, num_participants=100, participation=0.1, local_epochs=10,
+                        lr=1.0, num_rounds=30, mu=0.01, server_lr=0.3, server_momentum=0.9,
                         model="softmax", hidden=32,
                         algorithms=tuple(experiments.LABEL_SKEW_RUNS), seed=0, data_seed=0):
     """The digits under label skew: test accuracy per round (left) of FedAvg, FedProx(mu),
@@ -380,8 +380,8 @@ def label_skew_explorer(*, alpha=0.1, num_participants=100, local_epochs=10, lr=
 
     def compute(alpha, num_participants, local_epochs, lr):
         runs = experiments.label_skew_runs(
-            alpha=alpha, num_participants=num_participants, local_epochs=local_epochs, lr=lr,
-            mu=mu, server_lr=server_lr, server_momentum=server_momentum, algorithms=algorithms,
+            alpha=alpha, num_participants=num_participants, participation=participation,
+            local_epochs=local_epochs, lr=lr, mu=mu, server_lr=server_lr, server_momentum=server_momentum, algorithms=algorithms,
             centralised=False, **settings)
         if (local_epochs, lr) not in centralised:
             centralised[local_epochs, lr] = experiments.centralised_run(
@@ -410,6 +410,7 @@ def label_skew_explorer(*, alpha=0.1, num_participants=100, local_epochs=10, lr=
     curves[experiments.CENTRALISED] = LossCurve(ax, "centralised (the ceiling)", color="black",
                                                 linestyle="--", linewidth=1.5)
     ax.set(xlabel="round", ylabel="test accuracy", xlim=(0, num_rounds))
+    shown = {}   # the federation whose labels ax_labels shows
 
     def draw(result):
         runs, ceiling, federation = result
@@ -419,10 +420,14 @@ def label_skew_explorer(*, alpha=0.1, num_participants=100, local_epochs=10, lr=
         ax.legend(loc="lower right")
         ax.set_ylim(_accuracy_floor([*runs.values(), ceiling]), 1.0)
         c = ceiling.config
-        ax.set_title(f"{count_text(federation.num_participants, 'participant')}, "
+        per_round = next(iter(runs.values())).selected.shape[1] if runs else 1
+        ax.set_title(f"{count_text(federation.num_participants, 'participant')} "
+                     f"({per_round} per round), "
                      f"{count_text(c['local_epochs'], 'local epoch')}, lr = {c['lr']:.3g}")
-        ax_labels.clear()
-        plot_label_histogram(federation, ax=ax_labels, num_classes=num_classes)
+        if not (_same_split(shown.get("federation"), federation) and ax_labels.patches):
+            ax_labels.clear()     # a new split (1000 bars take a while: only when it changed)
+            plot_label_histogram(federation, ax=ax_labels, num_classes=num_classes)
+            shown["federation"] = federation
         diverged = [f"{name} diverged at round {history.diverged_at}"
                     for name, history in {**runs, "centralised": ceiling}.items()
                     if history.diverged]
@@ -494,6 +499,12 @@ def _pooled_data(data, y):
         raise ValueError("give y with X (or a Federation instead of X)")
     X, y = as_data(data, y)
     return X, y, 10
+
+
+def _same_split(a, b):
+    """True if Federations a and b hold the same rows for the same participants."""
+    return (a is not None and a.num_participants == b.num_participants
+            and np.array_equal(a.offsets, b.offsets) and np.array_equal(a.index, b.index))
 
 
 def _accuracy_floor(histories, skip=3):

@@ -67,7 +67,8 @@ def test_label_skew_runs_are_split_then_simulate(seed):
                                        num_participants=10, local_epochs=2, num_rounds=2)
     assert list(runs) == ["FedAvg", "FedProx", "SCAFFOLD", "FedAvgM", "centralised"]
     federation, test = experiments.digits_federation(alpha=0.3, num_participants=10, seed=seed)
-    common = dict(model="softmax", local_epochs=2, lr=1.0, num_rounds=2, seed=seed, test=test)
+    common = dict(model="softmax", participation=0.1, local_epochs=2, lr=1.0, num_rounds=2,
+                  seed=seed, test=test)
     expected = {
         "FedAvg": fedlite.simulate(federation, algorithm="fedavg", **common),
         "FedProx": fedlite.simulate(federation, algorithm="fedprox", mu=0.1, **common),
@@ -82,6 +83,13 @@ def test_label_skew_runs_are_split_then_simulate(seed):
         np.testing.assert_array_equal(history.test_accuracy, expected[name].test_accuracy)
         assert history.test_accuracy.shape == (3,)
     assert runs["centralised"].participant_loss.shape[1] == 1
+    assert runs["FedAvg"].selected.shape == (2, 1)   # 10 % of 10 participants per round
+
+
+def test_label_skew_runs_take_participation():
+    runs = experiments.label_skew_runs(alpha=0.5, participation=0.3, algorithms=("FedAvg",),
+                                       centralised=False, **TINY)
+    assert runs["FedAvg"].selected.shape == (1, 3)
 
 
 def test_label_skew_runs_choose_algorithms_and_leave_out_the_ceiling():
@@ -108,6 +116,7 @@ BAD_ARGUMENTS = [   # (kwargs, error, the words of split's / simulate's own mess
     (dict(lr=0.0), ValueError, "lr must be > 0"),
     (dict(lr="fast"), TypeError, "lr"),
     (dict(num_rounds=0), ValueError, "num_rounds"),
+    (dict(participation=0.0), ValueError, "participation"),
     (dict(mu=-1.0), ValueError, "mu must be >= 0"),
     (dict(server_lr=0.0), ValueError, "server_lr"),
     (dict(server_momentum=1.5), ValueError, "server_momentum"),
@@ -196,7 +205,7 @@ def test_the_label_skew_explorer_draws_the_runs_of_its_sliders():
         ax_labels = ex.axes[1]
         assert bar_heights(ax_labels).sum() == federation.num_samples
         assert len(ax_labels.patches) == 10 * federation.num_participants   # 10 classes each
-    assert "15 participants, 1 local epoch, lr = 0.5" in ex.ax.get_title()
+    assert "15 participants (2 per round), 1 local epoch, lr = 0.5" in ex.ax.get_title()
     assert "Test accuracy after 2 rounds: FedAvg" in ex.status.value
     assert "centralised" in ex.status.value
 
@@ -215,7 +224,31 @@ def test_the_explorer_keeps_the_centralised_run_of_each_local_epochs_and_lr(monk
     assert len(calls) == 1
 
 
-def test_the_explorer_shows_every_algorithm_by_default():
+def test_the_labels_are_redrawn_only_when_the_split_changes():
+    ex = widgets.label_skew_explorer(algorithms=("FedAvg",), **EXPLORER)
+    bars = list(ex.axes[1].patches)
+    ex.controls["lr"].value = 0.5
+    ex.controls["local_epochs"].value = 1
+    assert list(ex.axes[1].patches) == bars    # same split: the same bars
+    ex.controls["alpha"].value = 1.0
+    assert list(ex.axes[1].patches) != bars and len(ex.axes[1].patches) == len(bars)
+
+
+def test_after_a_refused_combination_the_labels_come_back():
+    """The status line's error empties the plot; the next run draws the labels again."""
+    ex = widgets.label_skew_explorer(algorithms=("FedAvg",), **EXPLORER)
+    compute = ex.compute
+
+    def refused(**values):
+        raise ValueError("no")
+
+    ex.compute = refused
+    ex.update()
+    assert "Cannot run this combination: no" in ex.status.value and not ex.axes[1].patches
+    ex.compute = compute
+    ex.update()            # the same split as before the error: drawn again all the same
+    assert len(ex.axes[1].patches) == 10 * 10 and "Test accuracy" in ex.status.value
+
     ex = widgets.label_skew_explorer(**EXPLORER)
     assert list(ex.lines) == ["FedAvg", "FedProx", "SCAFFOLD", "FedAvgM", "centralised"]
     assert all(len(line.get_ydata()) == 3 for line in ex.lines.values())
