@@ -20,7 +20,7 @@
                              stop every process (`python3 tasks.py flower --help`)
 
 Set-up makes a project-local virtual environment in `.venv` and installs fedlite
-(editable) with its test and flower extras into it (flwr: notebook 15 and tests/test_flower.py
+(editable) with its test and flower extras into it (flwr: notebook 13 and tests/test_flower.py
 start real Flower processes), the `browser` extra (playwright) the first time the browser test
 runs, and `flower-simulation` (Ray, ~220 MB) only for `flower --engine simulation`.  It is
 redone only when pyproject.toml changes, so the second run starts at once.  Extra arguments
