@@ -35,8 +35,11 @@ The course
   experiments     the pure functions behind the notebooks' explorers
   plotting *      figures (every function takes ax=None and returns the axes)
   widgets *       the interactive explorers (the only module importing ipywidgets)
-  checks, checks_algorithms *, checks_classification *, checks_privacy *,
-  checks_communication *   exercise checkers
+  checks          exercise checkers of notebooks 00-06, on the shared machinery of _checking
+  checks_algorithms *      ... of notebook 07 (SCAFFOLD, server optimisers)
+  checks_classification *  ... of notebook 08 (softmax, label skew, accuracy)
+  checks_privacy *         ... of notebooks 09-11
+  checks_communication *   ... of notebooks 12 and 14
   startup         warmup: compile or load every kernel
 Deployment (an optional extra: pip install -e ".[flower]")
   flower *        the same participants and server on Flower's deployment engine
