@@ -318,8 +318,8 @@ def partition_explorer(X, y, *, scheme="quantity", num_participants=5, alpha=0.5
     """
     X, y = as_data(X, y)
     feature = as_int(feature, "feature", minimum=0, maximum=X.shape[1] - 1)
-    name = ALIASES.get(scheme, scheme) if isinstance(scheme, str) else scheme
-    alpha = None if name in ("iid", "shards") else alpha
+    name = ALIASES.get(scheme, scheme) if isinstance(scheme, str) else None
+    alpha = None if name in ("iid", "shards") else alpha   # (a non-string: split refuses it)
     if name == "shards" and shards_per_participant is None:
         shards_per_participant = 2
 
