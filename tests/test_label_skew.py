@@ -264,6 +264,18 @@ def test_the_explorer_refuses_bad_arguments_with_the_runs_messages(kwargs, error
         widgets.label_skew_explorer(**{**FIRST_CHECKED, **EXPLORER, **kwargs})
 
 
+def test_convergence_explorer_passes_the_shards_scheme_on(digits):
+    X, y, _, _ = digits
+    ex = widgets.convergence_explorer(X, y, model="softmax", algorithm="fedavg", lr=0.5,
+                                      num_participants=10, num_rounds=2, scheme="shards",
+                                      shards_per_participant=1, controls=("num_participants",))
+    ex.controls["num_participants"].value = 5
+    run = experiments.convergence_run(X, y, num_participants=5, lr=0.5, model="softmax",
+                                      algorithm="fedavg", num_rounds=2, scheme="shards",
+                                      shards_per_participant=1)
+    np.testing.assert_array_equal(ex.lines["loss"].get_ydata(), run.loss)
+
+
 def test_partition_explorer_shows_the_labels_of_a_dirichlet_split(digits):
     X, y, _, _ = digits
     ex = widgets.partition_explorer(X, y, scheme="dirichlet", num_participants=8, alpha=1.0)
