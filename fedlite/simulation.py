@@ -228,14 +228,15 @@ def simulate(federation, *, model="linear", algorithm="fedsgd", num_rounds, lr, 
                  else _initial_theta(init, model))
         state = RunState(0, theta, algo.init_participant_state(K, P),
                          {**algo.init_server_state(P), "optimizer": optimizer.init(P)})
-        losses = [_LAST_LOSSES.get(model, federation, theta)]
-        loss0 = _global_loss(losses[0], sizes)
-        evaluate(theta)
+        with np.errstate(all="ignore"):   # an overflow is refused just below, not warned
+            losses = [_LAST_LOSSES.get(model, federation, theta)]
+            loss0 = _global_loss(losses[0], sizes)
         if not np.isfinite(loss0):
             raise ValueError(
                 "the loss at the starting parameters is not finite although the data are: it "
                 "overflows float64 (values near 1e154 or more squared); rescale X and y"
                 + (" or choose a smaller init" if init is not None else ""))
+        evaluate(theta)
     if aggregator is not None:
         aggregator.start(K, P, seeds().aggregator)
 
