@@ -34,3 +34,15 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     """A fresh generator with a fixed seed, so every test sees the same numbers."""
     return np.random.default_rng(0)
+
+
+def on_one_and_all_threads(run):
+    """(run() on 1 numba thread, run() on all of them): for bit-equality across thread counts."""
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run()
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        return one, run()
+    finally:
+        numba.set_num_threads(before)

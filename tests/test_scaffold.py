@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fedlite
+from conftest import on_one_and_all_threads
 from fedlite import experiments
 from fedlite.algorithms import ALGORITHMS
 
@@ -76,18 +77,10 @@ def test_scaffold_refuses_mu():
 
 @pytest.mark.skipif(not hasattr(fedlite.engine.local_updates, "stats"), reason="needs the JIT")
 def test_thread_count_does_not_change_a_bit():
-    import numba
     fed = drifting()
     kwargs = dict(algorithm="scaffold", model="mlp", hidden=4, num_rounds=4, lr=0.02,
                   batch_size=4, participation=0.5, server_optimizer="adam")
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = fedlite.simulate(fed, **kwargs)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = fedlite.simulate(fed, **kwargs)
-    finally:
-        numba.set_num_threads(before)
+    one, many = on_one_and_all_threads(lambda: fedlite.simulate(fed, **kwargs))
     assert np.array_equal(one.theta, many.theta) and np.array_equal(one.loss, many.loss)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import fedlite
+from conftest import on_one_and_all_threads
 from fedlite import engine, federated, reference
 from fedlite.parameters import num_params, pack
 from fedlite.simulation import participant_keys
@@ -187,17 +188,9 @@ def test_a_non_federation_is_refused():
 
 @pytest.mark.skipif(not hasattr(engine.local_updates, "stats"), reason="needs the JIT")
 def test_thread_count_does_not_change_a_bit():
-    import numba
     fed = linear_federation(K=8)
     kwargs = dict(algorithm="fedavg", num_rounds=5, lr=0.05, batch_size=4, participation=0.5)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = fedlite.simulate(fed, **kwargs)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = fedlite.simulate(fed, **kwargs)
-    finally:
-        numba.set_num_threads(before)
+    one, many = on_one_and_all_threads(lambda: fedlite.simulate(fed, **kwargs))
     assert np.array_equal(one.theta, many.theta) and np.array_equal(one.loss, many.loss)
 
 
