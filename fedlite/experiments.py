@@ -155,6 +155,16 @@ def divergence_reason(history, federation):
             f"participant {k}: {hint}")
 
 
+def largest_curvatures(federation):
+    """λ_max(H_k) of each participant's squared loss for the linear model with bias, (K,).
+
+    H_k = A_kᵀA_k / n_k with A_k = [X_k, 1]: local gradient steps are stable only while
+    lr · (λ_max(H_k) + mu) < 2 (notebook 06)."""
+    federation = _check_federation(federation)
+    return np.array([_largest_curvature(federation.participant(k)[0])
+                     for k in range(federation.num_participants)])
+
+
 def _largest_curvature(X):
     """λ_max of the squared loss's Hessian AᵀA / n, A = [X, 1] (the linear model with bias)."""
     A = np.column_stack([X, np.ones(len(X))])

@@ -182,3 +182,14 @@ def test_bad_arguments_are_named(make, error, match, data):
     run = simulate(federation, lr=0.1, num_rounds=2)
     with pytest.raises(error, match=match):
         make(federation, run)
+
+
+def test_largest_curvatures_are_each_participants_hessian_eigenvalue():
+    fed, _, _ = make_concept_shift(4, 15, 3, seed=0)
+    lams = experiments.largest_curvatures(fed)
+    for k in range(4):
+        X_k, _ = fed.participant(k)
+        A = np.column_stack([X_k, np.ones(len(X_k))])
+        assert np.isclose(lams[k], np.linalg.eigvalsh(A.T @ A / len(X_k)).max(), rtol=1e-12)
+    with pytest.raises(TypeError, match="federation"):
+        experiments.largest_curvatures(fed.X)
