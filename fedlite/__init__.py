@@ -4,10 +4,12 @@ Start with `fedlite.warmup()` (compiles or loads the kernels), then e.g.
 `loss, grad_w, grad_b = fedlite.linear_loss_grad(X, y, w, b)` and
 `history = fedlite.simulate(fedlite.split(X, y, 10), algorithm="fedavg", num_rounds=50, lr=0.05)`.
 
-Every module is reachable as `fedlite.<name>` after `import fedlite` (the ones marked * are
-imported on first use, so `import fedlite` stays fast).  One idea each:
+The package is in layers, one folder each; every module is reachable as `fedlite.<name>` after
+`import fedlite`, by its short name too (`fedlite.leakage` is `fedlite.privacy.leakage`, the same
+module; `import fedlite.leakage` works as well).  Those marked * are imported on first use, so
+`import fedlite` stays fast.  One idea each:
 
-The maths and the engine
+The maths and the engine (fedlite/, fedlite/core/, fedlite/algorithms/)
   reference       the maths in plain numpy (read this first; the tests' oracle)
   kernels         the same maths compiled with numba, one fused pass over the rows
   models          checked public loss-and-gradient functions; MODELS, the model objects
@@ -20,18 +22,21 @@ The maths and the engine
   federated       one round as readable Python (Participant.fit, aggregate_fit, Server)
   parameters      models as flat parameter vectors (what crosses the network)
   validation      the checks at the public boundary
-Data
+Data (fedlite/)
   data            synthetic regression data sets and the handwritten digits (load_digits)
   partition       splitting data among participants (Federation, split: iid, quantity skew,
                   covariate shift, Dirichlet label skew, shards; concept shift; held-out shares)
-Privacy and communication
-  privacy *       gathers leakage, secure_aggregation and differential_privacy
+Privacy (fedlite/privacy/)
+  privacy *       the layer; gathers the names of its three modules
   leakage *       what a gradient reveals (exact inversion, gradient matching)
   secure_aggregation *    pairwise masks and Shamir shares: the server learns only the sum
   differential_privacy *  DP-FedAvg and the Rényi-DP accountant
+Communication (fedlite/communication/)
+  communication * the layer: fewer bytes per round
   compression *   top-k with error feedback, stochastic quantisation
   lora *          federated fine-tuning through a low-rank adapter
-The course
+The course (fedlite/course/)
+  course          the layer: what the notebooks use and nothing else imports
   experiments     the pure functions behind the notebooks' explorers
   plotting *      figures (every function takes ax=None and returns the axes)
   widgets *       the interactive explorers (the only module importing ipywidgets)
@@ -40,14 +45,18 @@ The course
   checks_classification *  ... of notebook 08 (softmax, label skew, accuracy)
   checks_privacy *         ... of notebooks 09-11
   checks_communication *   ... of notebooks 12 and 14
+Start-up (fedlite/)
   startup         warmup: compile or load every kernel
-Deployment (an optional extra: pip install -e ".[flower]")
+Deployment (fedlite/flower/; an optional extra: pip install -e ".[flower]")
   flower *        the same participants and server on Flower's deployment engine
 """
 import importlib as _importlib
+import importlib.machinery as _machinery
+import sys as _sys
 
-from . import (algorithms, checks, core, data, engine, experiments, federated, kernels, models,
+from . import (algorithms, core, course, data, engine, federated, kernels, models,
                parameters, partition, reference, simulation, startup, validation)
+from .course import checks, experiments
 from .data import load_digits, make_linear_data, make_sine_data, make_teacher_data
 from .models import (linear_loss_grad, mlp_classifier_loss_grad, mlp_loss_grad,
                      softmax_loss_grad)
@@ -55,24 +64,56 @@ from .partition import Federation, make_concept_shift, split, split_held_out
 from .simulation import History, simulate
 from .startup import WarmupReport, warmup
 
+# Each layer's modules by their short name: fedlite.leakage is fedlite.privacy.leakage.
+_LAYERS = {"privacy": ("leakage", "secure_aggregation", "differential_privacy"),
+           "communication": ("compression", "lora"),
+           "course": ("experiments", "plotting", "widgets", "checks", "checks_algorithms",
+                      "checks_classification", "checks_privacy", "checks_communication",
+                      "_checking")}
+_MOVED = {name: f"{layer}.{name}" for layer, names in _LAYERS.items() for name in names}
+
+
+class _ShortNames:
+    """`import fedlite.leakage` (and mock.patch, pickle, ...) gives fedlite.privacy.leakage itself.
+
+    An import-system finder and loader: the "loaded" module is the one in its layer, imported
+    on first use (so the lazy ones stay lazy), and nothing is executed twice.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        package, _, name = fullname.partition(".")
+        if package == __name__ and name in _MOVED:
+            return _machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        module = _importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
+        spec.loader_state = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state   # the import system set the alias's
+
+
+if not any(type(finder).__name__ == "_ShortNames" for finder in _sys.meta_path):
+    _sys.meta_path.append(_ShortNames())
+
 __version__ = "0.2.0"
 
 # Imported on first use, so `import fedlite` stays fast (matplotlib and ipywidgets are slow to
 # import), yet `fedlite.plotting` works at once and `dir(fedlite)` lists them.
-_LAZY_MODULES = ("plotting", "widgets", "privacy", "leakage", "secure_aggregation",
-                 "differential_privacy", "compression", "lora", "checks_privacy",
-                 "checks_communication", "checks_algorithms", "checks_classification",
-                 "flower")
+_LAZY_MODULES = ("privacy", "communication", "flower", *_MOVED)
 
 
 def __getattr__(name):
     if name in _LAZY_MODULES:
-        return _importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)   # short names via _ShortNames
     raise AttributeError(f"module 'fedlite' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) - {"_importlib"} | set(_LAZY_MODULES))
+    return sorted(set(globals()) - {"_importlib", "_machinery", "_sys", "_ShortNames"}
+                  | set(_LAZY_MODULES))
 
 
 __all__ = [

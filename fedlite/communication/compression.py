@@ -30,9 +30,9 @@ import math
 
 import numpy as np
 
-from . import engine
-from .parameters import BYTES_PER_VALUE
-from .validation import (UpdateOverflowError, as_array_of, as_float, as_float_array, as_int,
+from .. import engine
+from ..parameters import BYTES_PER_VALUE
+from ..validation import (UpdateOverflowError, as_array_of, as_float, as_float_array, as_int,
                          as_int_array, check_allocation)
 
 FULL_PRECISION_BITS = 64   # bits=64: no quantisation, the float64 values are sent as they are

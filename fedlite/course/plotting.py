@@ -19,10 +19,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from .models import as_labels
-from .partition import Federation
-from .simulation import History
-from .validation import as_float, as_float_array, as_int, check_allocation
+from ..models import as_labels
+from ..partition import Federation
+from ..simulation import History
+from ..validation import as_float, as_float_array, as_int, check_allocation
 
 LOSS_LABEL = "training loss (mean squared error / 2)"
 ALGORITHM_NAMES = {"fedsgd": "FedSGD", "fedavg": "FedAvg", "fedprox": "FedProx",

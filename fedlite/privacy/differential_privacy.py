@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .leakage import invert_linear_gradient
-from .partition import Federation
-from .simulation import History, simulate
-from .validation import UpdateOverflowError, as_data, as_float, as_float_array, as_int
+from ..partition import Federation
+from ..simulation import History, simulate
+from ..validation import UpdateOverflowError, as_data, as_float, as_float_array, as_int
 
 ORDERS = tuple(range(2, 64)) + (128, 256, 512, 1024)   # dp-accounting's integer orders
 MAX_ORDER = 10**5        # an order α costs α + 1 terms; beyond this ε_α only grows

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import reference
-from .validation import as_data, as_float, as_float_array, as_int
+from .. import reference
+from ..validation import as_data, as_float, as_float_array, as_int
 
 EXACT = 1e-6  # a recovered row within this relative error counts as recovered exactly
 MAX_TRIALS = 10**6

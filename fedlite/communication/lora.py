@@ -39,12 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import compression, engine, kernels, models
-from .core.config import RunSeeds
-from .parameters import BYTES_PER_VALUE, init_params, num_params, pack, unpack
-from .partition import Federation
-from .simulation import DIVERGENCE_FACTOR, History, simulate
-from .validation import as_data, as_float, as_float_array, as_int
+from .. import engine, kernels, models
+from ..core.config import RunSeeds
+from ..parameters import BYTES_PER_VALUE, init_params, num_params, pack, unpack
+from ..partition import Federation
+from ..simulation import DIVERGENCE_FACTOR, History, simulate
+from ..validation import as_data, as_float, as_float_array, as_int
+from . import compression
 
 
 # ----------------------------------------------------------------------------- the two tasks

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import UpdateOverflowError, as_float, as_float_array, as_int
+from ..validation import UpdateOverflowError, as_float, as_float_array, as_int
 
 PRIME = 2**61 - 1        # a Mersenne prime: the field of the shares and of the key agreement
 GENERATOR = 37           # a primitive root mod PRIME

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.model import LinearModel
-from .data import load_digits
-from .partition import Federation, make_concept_shift, split
-from .simulation import History, simulate
+from ..core.model import LinearModel
+from ..data import load_digits
+from ..partition import Federation, make_concept_shift, split
+from ..simulation import History, simulate
 
 
 def convergence_federation(X, y, *, num_participants, scheme="iid", alpha=None, seed=0,

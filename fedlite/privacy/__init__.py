@@ -15,7 +15,7 @@ Both protections plug into the simulator: `simulate(..., aggregator=SecureAggreg
 DPAggregator refuses a fixed-size subset, since the accountant's q must be the only sampling).
 Their promises, each checked: a secure sum is right or refused (`UpdateOverflowError`, which
 simulate reports as divergence), and never covers fewer than min_participants >= 2
-participants, selected and surviving (a sum of one is that participant's update).  This module
+participants, selected and surviving (a sum of one is that participant's update).  This package
 gathers the names.
 """
 from .differential_privacy import (DPAggregator, DPRun, attack_errors, clip_by_norm, clip_factor,

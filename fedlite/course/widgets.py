@@ -25,12 +25,12 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from ..models import as_labels
+from ..partition import ALIASES, LABEL_SCHEMES, Federation, split
+from ..validation import as_data, as_float, as_int
 from . import experiments
-from .models import as_labels
-from .partition import ALIASES, LABEL_SCHEMES, Federation, split
 from .plotting import (ALGORITHM_NAMES, LOSS_LABEL, LossCurve, bytes_unit, count_text,
                        loss_curve, plot_label_histogram, plot_partition, plot_sizes)
-from .validation import as_data, as_float, as_int
 
 COLORS = {"FedSGD": "C0", "FedAvg": "C1", "FedProx": "C2"}
 EXCESS_FLOOR = 1e-12  # excess losses below this (round-off) are drawn at it, so log axes work
@@ -570,7 +570,7 @@ def compression_explorer(federation, base_params, *, fraction=0.01, bits=4, rank
     reruns only its own run; pass cache= the dict given to earlier `communication_runs` calls
     with the same settings to reuse their runs.  The dashed line is the pre-trained model's loss.
     """
-    from . import lora  # imported here: the course's later modules load on first use
+    from ..communication import lora  # imported here: the course's later modules load on first use
 
     if cache is not None and not isinstance(cache, dict):
         raise TypeError(f"cache must be None or a dict; got {type(cache).__name__}")
@@ -634,8 +634,8 @@ def dp_explorer(federation, *, clip_norm=0.1, noise_multiplier=1.0, sampling_rat
     with the same fraction q of participants per round (run once).  The status line gives ε at
     `delta` after num_rounds rounds, and how many updates were clipped.
     """
-    from . import differential_privacy as dp  # imported here: later modules load on first use
-    from .simulation import simulate
+    from ..privacy import differential_privacy as dp  # imported here: later modules load on first use
+    from ..simulation import simulate
 
     common = dict(num_rounds=num_rounds, lr=lr, local_epochs=local_epochs,
                   batch_size=batch_size, seed=seed)
