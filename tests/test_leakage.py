@@ -234,3 +234,18 @@ def test_a_zero_true_row_is_recovered_only_by_a_zero_row():
     assert list(leakage.relative_errors(X, X)) == [0.0, 0.0]
     assert list(leakage.relative_errors(X, X + 0.5)) == [np.inf, pytest.approx(np.sqrt(0.1))]
     assert leakage.reconstruction_error(X, X + 0.5) == np.inf
+
+
+@pytest.mark.parametrize("params", [
+    (np.ones((3, 4)), np.zeros(4)),                                      # softmax (W, b)
+    (np.ones((3, 4)), np.zeros(4), np.ones((4, 2)), np.zeros(2))])       # MLP classifier
+def test_the_model_is_asked_of_the_model_objects_and_classifiers_are_refused(params):
+    """model_for_params says which model a tuple is; the attacks read the linear model and MLP."""
+    with pytest.raises(TypeError, match=r"params must be the linear model's .* or the MLP's .*"
+                                        r"got the parameters of (Softmax|MLPClassifier)Model"):
+        leakage.model_grads(np.ones((2, 3)), np.ones(2), params)
+
+
+def test_a_linear_ratio_past_float64_is_left_out_without_a_warning():
+    """As for the MLP's units: grad_b = 1e-310 makes grad_w / grad_b overflow, so no row."""
+    assert leakage.candidate_rows((np.ones(3), 1e-310)).shape == (0, 3)

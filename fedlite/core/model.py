@@ -316,19 +316,19 @@ def build_model(model, num_features, hidden=10, y=None):
     return model
 
 
-def model_for_params(params):
+def model_for_params(params, name="params"):
     """The model whose tuple form `params` is: (w, b) linear, (W, b) softmax with W 2-D,
-    (W1, b1, W2, b2) MLP, or MLP classifier with W2 2-D."""
+    (W1, b1, W2, b2) MLP, or MLP classifier with W2 2-D.  name: the argument, for the messages."""
     if not isinstance(params, (tuple, list)) or len(params) not in (2, 4):
-        raise TypeError("params must be (w, b) for the linear model or (W1, b1, W2, b2) for the "
+        raise TypeError(f"{name} must be (w, b) for the linear model or (W1, b1, W2, b2) for the "
                         f"MLP; got {type(params).__name__}"
                         + (f" of length {len(params)}" if isinstance(params, (tuple, list)) else ""))
     if len(params) == 2:
         if np.ndim(params[0]) == 2:
-            W = as_float_array(params[0], "W", 2)
+            W = as_float_array(params[0], f"{name}[0] (W)", 2)
             return SoftmaxModel(*W.shape)
         return LinearModel(np.size(params[0]))
-    W1 = as_float_array(params[0], "W1", 2)
+    W1 = as_float_array(params[0], f"{name}[0] (W1)", 2)
     if np.ndim(params[2]) == 2:
         return MLPClassifierModel(*W1.shape, np.shape(params[2])[1])
     return MLPModel(W1.shape[0], W1.shape[1])

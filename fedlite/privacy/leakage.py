@@ -12,8 +12,11 @@ only one row switched on.  `reconstruct_from_gradient` is the general attack of 
 Gradients" (Zhu et al. 2019): find rows whose gradient matches the observed one.
 
 Parameters are tuples as in `fedlite.models`: (w, b) for the linear model, (W1, b1, W2, b2) for
-the MLP; the attacker (the server) knows them, since it sent them.  Row order in a batch cannot
-be recovered, so errors are measured after matching each true row to a recovered one.
+the MLP; the attacker (the server) knows them, since it sent them.  Which model a tuple belongs
+to is asked of the model objects (`fedlite.core.model.model_for_params`), which also check its
+shapes; what each attack needs of a model is in one place per model (`_Linear`, `_MLP`, at the
+end).  Row order in a batch cannot be recovered, so errors are measured after matching each true
+row to a recovered one.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import reference
+from ..core.model import LinearModel, MLPModel, model_for_params
 from ..validation import as_data, as_float, as_float_array, as_int
 
 EXACT = 1e-6  # a recovered row within this relative error counts as recovered exactly
@@ -61,8 +65,8 @@ def invert_mlp_gradient(grads, params):
     the unit with the largest |gb1[j]| (the best-conditioned division).  Then y = y_hat(x) - r
     with r = gb2 (the output bias's gradient is the residual).
     """
-    params = _check_params(params, "params", model="mlp")
-    gW1, gb1, _, gb2 = _check_grads(grads, params)
+    model, params = _check_params(params, "params", kind=MLPModel)
+    gW1, gb1, _, gb2 = _check_grads(grads, model)
     j = int(np.argmax(np.abs(gb1)))
     if gb1[j] == 0:
         raise ValueError("grad_b1 is 0 for every hidden unit: no unit was active (or the "
@@ -79,80 +83,64 @@ def invert_mlp_gradient(grads, params):
 def candidate_rows(grads):
     """Every row the first layer's gradient points at: (num_candidates, d).
 
-    Linear model, grads = (grad_w, grad_b): the one ratio grad_w / grad_b.
-    MLP, grads = (gW1, gb1, gW2, gb2): gW1[:, j] / gb1[j] for every unit with gb1[j] ≠ 0.
+    Linear model, grads = (grad_w, grad_b): the one ratio grad_w / grad_b (if grad_b ≠ 0).
+    MLP, grads = (gW1, gb1, gW2, gb2): gW1[:, j] / gb1[j] for every unit with gb1[j] ≠ 0 (and
+    not below 1e-12 of the largest |gb1|, where the division is only noise).
     On a batch, gW1[:, j] / gb1[j] = Σ_i δ_ij x_i / Σ_i δ_ij: a mixture of the rows, which is
     exactly row i when unit j was switched on by row i alone.  A ratio past float64 (a tiny
     gb1[j]) points at no row that can be written down, and is left out.
     """
-    grads = _check_grads(grads, None)
-    if len(grads) == 2:
-        grad_w, grad_b = grads
-        ratios = (grad_w / grad_b)[None, :] if grad_b != 0 else np.empty((0, grad_w.size))
-    else:
-        gW1, gb1 = grads[0], grads[1]
-        active = np.flatnonzero(np.abs(gb1) > 1e-12 * max(np.abs(gb1).max(), 1e-300))
-        with np.errstate(over="ignore"):
-            ratios = (gW1[:, active] / gb1[active]).T
+    model, grads = _check_params(grads, "grads")
+    gW1, gb1 = _LEAKS[type(model)].first_layer(grads)       # (d, units), (units,)
+    active = np.flatnonzero((gb1 != 0) & (np.abs(gb1) > 1e-12 * np.abs(gb1).max()))
+    with np.errstate(over="ignore"):
+        ratios = (gW1[:, active] / gb1[active]).T
     return ratios[np.isfinite(ratios).all(axis=1)]
 
 
 def model_grads(X, y, params):
     """The gradients a participant holding rows (X, y) sends: a tuple shaped like params."""
     X, y = as_data(X, y)
-    params = _check_params(params, "params", num_features=X.shape[1])
+    model, params = _check_params(params, "params", num_features=X.shape[1])
     with np.errstate(all="ignore"):
-        if len(params) == 2:
-            _, grad_w, grad_b = reference.linear_loss_grad(X, y, *params)
-            grads = grad_w, grad_b
-        else:
-            grads = reference.mlp_loss_grad(X, y, *params)[1]
+        grads = _LEAKS[type(model)].grads(X, y, params)
     if not all(np.isfinite(g).all() for g in grads):
         raise ValueError("the gradients overflow float64 for these X, y and params")
     return grads
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_params(params, name, num_features=None, model=None):
-    """(w, b) or (W1, b1, W2, b2) as float64 arrays and floats, shapes consistent."""
-    if not isinstance(params, (tuple, list)) or len(params) not in (2, 4):
-        raise TypeError(f"{name} must be a tuple (w, b) for the linear model or (W1, b1, W2, "
-                        f"b2) for the MLP; got {_describe(params)}")
-    if model == "mlp" and len(params) != 4:
-        raise TypeError(f"{name} must be the MLP's (W1, b1, W2, b2); got {len(params)} arrays")
-    d = "d" if num_features is None else num_features
-    if len(params) == 2:
-        w = as_float_array(params[0], f"{name}[0] (w)", 1, (d,))
-        return w, as_float(params[1], f"{name}[1] (b)")
-    W1 = as_float_array(params[0], f"{name}[0] (W1)", 2, (d, "h"))
-    h = W1.shape[1]
-    return (W1, as_float_array(params[1], f"{name}[1] (b1)", 1, (h,)),
-            as_float_array(params[2], f"{name}[2] (W2)", 1, (h,)),
-            as_float(params[3], f"{name}[3] (b2)"))
+def _check_params(params, name, num_features=None, kind=None):
+    """(model, params): the model object whose tuple form `params` is (`model_for_params`), if
+    it is one the attacks read (of class `kind`, if given), and params as that model's own
+    tuple (float64 arrays, float biases), every shape checked by it."""
+    model = model_for_params(params, name)
+    kinds = tuple(_LEAKS) if kind is None else (kind,)
+    if type(model) not in kinds:
+        raise TypeError(f"{name} must be {' or '.join(_LEAKS[k].form for k in kinds)}; got the "
+                        f"parameters of {model!r}")
+    params = _as_tuple_of(model, params, name)
+    if num_features is not None and model.num_features != num_features:
+        raise ValueError(f"{name} must be the parameters of a model of {num_features} features; "
+                         f"got those of {model!r}")
+    return model, params
 
 
-def _describe(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of length {len(value)}"
-    return type(value).__name__
+def _check_grads(grads, model, name="grads"):
+    """Gradients shaped like the parameters of `model`, as its own tuple."""
+    found = model_for_params(grads, name)
+    if type(found) is not type(model):
+        raise TypeError(f"{name} must be shaped like params, {_LEAKS[type(model)].form} of "
+                        f"{model!r}; got the shapes of {found!r}")
+    return _as_tuple_of(model, grads, name)
 
 
-def _check_grads(grads, params, name="grads"):
-    """Gradients shaped like params (or, params None, like some linear model's or MLP's)."""
-    if params is None:
-        if not isinstance(grads, (tuple, list)) or len(grads) not in (2, 4):
-            raise TypeError(f"{name} must be (grad_w, grad_b) or (grad_W1, grad_b1, grad_W2, "
-                            f"grad_b2); got {_describe(grads)}")
-        return _check_params(grads, name)
-    if not isinstance(grads, (tuple, list)) or len(grads) != len(params):
-        raise TypeError(f"{name} must be a tuple of {len(params)} arrays shaped like params; "
-                        f"got {_describe(grads)}")
-    checked = _check_params(grads, name, num_features=params[0].shape[0])
-    for g, p, i in zip(checked, params, range(len(params))):
-        if np.shape(g) != np.shape(p):
-            raise ValueError(f"{name}[{i}] must have the shape of params[{i}], "
-                             f"{np.shape(p)}; got {np.shape(g)}")
-    return checked
+def _as_tuple_of(model, params, name):
+    """params through the model's pack and unpack: checked, copied, float64."""
+    try:
+        return model.unpack(model.pack(params))
+    except (TypeError, ValueError) as exc:   # the model names the piece; we add the argument
+        raise type(exc)(f"{name}: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -267,7 +255,7 @@ def leakage_vs_batch_size(X, y, params, batch_sizes, *, num_trials=20, seed=0):
     Returns a `LeakageCurve`.  Linear model: exact at B = 1, a blend of rows from B = 2 on.
     """
     X, y = as_data(X, y)
-    params = _check_params(params, "params", num_features=X.shape[1])
+    _, params = _check_params(params, "params", num_features=X.shape[1])
     num_trials = as_int(num_trials, "num_trials", minimum=1, maximum=MAX_TRIALS)
     if isinstance(batch_sizes, (str, bytes)) or not np.iterable(batch_sizes):
         raise TypeError(f"batch_sizes must be a list of batch sizes; got "
@@ -302,38 +290,14 @@ def matching_loss_grad(X, y, params, target):
     """
     X = as_float_array(X, "X", 2, ("n", "d"))
     y = as_float_array(y, "y", 1, (X.shape[0],))
-    params = _check_params(params, "params", num_features=X.shape[1])
-    target = _check_grads(target, params, name="target")
+    model, params = _check_params(params, "params", num_features=X.shape[1])
+    target = _check_grads(target, model, name="target")
     with np.errstate(all="ignore"):
-        D, dX, dy = _matching_loss_grad(X, y, params, target)
+        D, dX, dy = _LEAKS[type(model)].matching_loss_grad(X, y, params, target)
     if not (np.isfinite(D) and np.isfinite(dX).all() and np.isfinite(dy).all()):
         raise ValueError("the matching loss or its gradient overflows float64 for these X, y, "
                          "params and target")
     return D, dX, dy
-
-
-def _matching_loss_grad(X, y, params, target):
-    """`matching_loss_grad` on checked arguments."""
-    n = X.shape[0]
-    if len(params) == 2:
-        w, b = params
-        r = X @ w + b - y
-        e_w, e_b = X.T @ r / n - target[0], r.sum() / n - target[1]
-        along = X @ e_w + e_b
-        return (e_w @ e_w + e_b ** 2, 2 / n * (np.outer(r, e_w) + np.outer(along, w)),
-                -2 / n * along)
-    W1, b1, W2, b2 = params
-    Z = X @ W1 + b1
-    M = (Z > 0).astype(np.float64)
-    A = Z * M
-    r = A @ W2 + b2 - y
-    delta = np.outer(r, W2) * M
-    E1, e1 = X.T @ delta / n - target[0], delta.sum(axis=0) / n - target[1]
-    e2, e3 = A.T @ r / n - target[2], r.sum() / n - target[3]
-    D = np.sum(E1 ** 2) + e1 @ e1 + e2 @ e2 + e3 ** 2
-    c = ((X @ E1 + e1) * M) @ W2 + A @ e2 + e3
-    dX = 2 / n * (delta @ E1.T + ((np.outer(r, e2) + np.outer(c, W2)) * M) @ W1.T)
-    return D, dX, -2 / n * c
 
 
 @dataclass
@@ -358,28 +322,29 @@ def reconstruct_from_gradient(target, params, batch_size, num_features, *, num_i
     """
     B = as_int(batch_size, "batch_size", minimum=1, maximum=MAX_GUESS_VALUES)
     d = as_int(num_features, "num_features", minimum=1, maximum=MAX_GUESS_VALUES // B)
-    params = _check_params(params, "params", num_features=d)
-    target = _check_grads(target, params, name="target")
+    model, params = _check_params(params, "params", num_features=d)
+    target = _check_grads(target, model, name="target")
     num_iterations = as_int(num_iterations, "num_iterations", minimum=1, maximum=MAX_ITERATIONS)
     lr = as_float(lr, "lr")
     if lr <= 0:
         raise ValueError(f"lr must be > 0; got {lr}")
     num_restarts = as_int(num_restarts, "num_restarts", minimum=1, maximum=MAX_TRIALS)
     children = np.random.SeedSequence(as_int(seed, "seed", minimum=0)).spawn(num_restarts)
-    runs = [_match_gradient(target, params, B, d, num_iterations, lr, np.random.default_rng(c))
-            for c in children]
+    leaks = _LEAKS[type(model)]
+    runs = [_match_gradient(leaks, target, params, B, d, num_iterations, lr,
+                            np.random.default_rng(c)) for c in children]
     return min(runs, key=lambda run: run.matching_loss[-1])
 
 
-def _match_gradient(target, params, B, d, num_iterations, lr, rng):
+def _match_gradient(leaks, target, params, B, d, num_iterations, lr, rng):
     """One run of Adam on D from a fresh N(0, 1) guess: a `Reconstruction`."""
     guess = rng.standard_normal(B * (d + 1))           # [X' row by row, y']
     m, v = np.zeros_like(guess), np.zeros_like(guess)
     losses = np.empty(num_iterations + 1)
     with np.errstate(all="ignore"):        # a run leaving float64's range is refused below
         for t in range(1, num_iterations + 2):
-            D, dX, dy = _matching_loss_grad(guess[:B * d].reshape(B, d), guess[B * d:], params,
-                                            target)
+            D, dX, dy = leaks.matching_loss_grad(guess[:B * d].reshape(B, d), guess[B * d:],
+                                                 params, target)
             if not (np.isfinite(D) and np.isfinite(dX).all() and np.isfinite(dy).all()):
                 raise ValueError(f"the matching diverged (D is {D} at step {t}): lower lr "
                                  f"(got {lr}), or scale the target gradients down")
@@ -392,3 +357,71 @@ def _match_gradient(target, params, B, d, num_iterations, lr, rng):
             step = lr * 0.5 * (1 + np.cos(np.pi * t / num_iterations))   # cosine decay to 0
             guess -= step * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-12)
     return Reconstruction(guess[:B * d].reshape(B, d).copy(), guess[B * d:].copy(), losses)
+
+
+# ----------------------------------------------------------------------------- the models attacked
+class _Linear:
+    """What the attacks need of the linear model y_hat = X w + b, params (w, b)."""
+
+    form = "the linear model's (w, b)"
+
+    @staticmethod
+    def grads(X, y, params):
+        """(∂L/∂w, ∂L/∂b) by the readable maths of fedlite.reference."""
+        _, grad_w, grad_b = reference.linear_loss_grad(X, y, *params)
+        return grad_w, grad_b
+
+    @staticmethod
+    def first_layer(grads):
+        """(∂L/∂w as (d, 1), ∂L/∂b as (1,)): the linear model is a first layer of one unit."""
+        grad_w, grad_b = grads
+        return grad_w[:, None], np.array([grad_b])
+
+    @staticmethod
+    def matching_loss_grad(X, y, params, target):
+        """D, ∂D/∂X, ∂D/∂y on checked arguments (the formulas: `matching_loss_grad`)."""
+        n = X.shape[0]
+        w, b = params
+        r = X @ w + b - y
+        e_w, e_b = X.T @ r / n - target[0], r.sum() / n - target[1]
+        along = X @ e_w + e_b
+        return (e_w @ e_w + e_b ** 2, 2 / n * (np.outer(r, e_w) + np.outer(along, w)),
+                -2 / n * along)
+
+
+class _MLP:
+    """What the attacks need of the MLP y_hat = relu(X W1 + b1) W2 + b2, params (W1, b1, W2, b2)."""
+
+    form = "the MLP's (W1, b1, W2, b2)"
+
+    @staticmethod
+    def grads(X, y, params):
+        """(∂L/∂W1, ∂L/∂b1, ∂L/∂W2, ∂L/∂b2) by the readable maths of fedlite.reference."""
+        return reference.mlp_loss_grad(X, y, *params)[1]
+
+    @staticmethod
+    def first_layer(grads):
+        """(∂L/∂W1 (d, h), ∂L/∂b1 (h,))."""
+        return grads[0], grads[1]
+
+    @staticmethod
+    def matching_loss_grad(X, y, params, target):
+        """D, ∂D/∂X, ∂D/∂y on checked arguments (the formulas: `matching_loss_grad`)."""
+        n = X.shape[0]
+        W1, b1, W2, b2 = params
+        Z = X @ W1 + b1
+        M = (Z > 0).astype(np.float64)
+        A = Z * M
+        r = A @ W2 + b2 - y
+        delta = np.outer(r, W2) * M
+        E1, e1 = X.T @ delta / n - target[0], delta.sum(axis=0) / n - target[1]
+        e2, e3 = A.T @ r / n - target[2], r.sum() / n - target[3]
+        D = np.sum(E1 ** 2) + e1 @ e1 + e2 @ e2 + e3 ** 2
+        c = ((X @ E1 + e1) * M) @ W2 + A @ e2 + e3
+        dX = 2 / n * (delta @ E1.T + ((np.outer(r, e2) + np.outer(c, W2)) * M) @ W1.T)
+        return D, dX, -2 / n * c
+
+
+# The model objects (fedlite.core.model) whose gradients these attacks read, and what each
+# attack needs of them.  Nothing above asks which model it has: it asks this table.
+_LEAKS = {LinearModel: _Linear, MLPModel: _MLP}
