@@ -1,7 +1,7 @@
 """Every numba option fedlite uses, in one place.
 
 - `cache=True`: compiled machine code is kept on disk (numba's cache beside the source, or in
-  NUMBA_CACHE_DIR), so only the very first start pays the compile (~15 s); later starts load it
+  NUMBA_CACHE_DIR), so only the very first start pays the compile (~1 min); later starts load it
   (~0.2 s).  Nothing in a kernel may read dynamic globals (e.g. `numba.get_num_threads()`),
   which would make the kernel uncachable.
 - No `fastmath=True`: it lets LLVM assume there are no NaNs, so `np.isnan` answers False and

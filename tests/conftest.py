@@ -21,6 +21,13 @@ def pytest_configure(config):
         "markers", "slow_without_jit: skipped when NUMBA_DISABLE_JIT=1 (too slow as plain Python)")
 
 
+def pytest_sessionstart(session):
+    """Load every kernel (on an empty cache: compile them in a separate process first), as a
+    notebook's first cell does, so the tests run the same cached machine code as the course."""
+    import fedlite
+    fedlite.warmup(verbose=False)
+
+
 def pytest_collection_modifyitems(config, items):
     if not JIT_DISABLED:
         return

@@ -19,6 +19,20 @@ print(json.dumps({"from_cache": report.from_cache, "compiled": report.compiled})
 """
 
 
+SAME_RESULTS = """
+import hashlib, fedlite
+report = fedlite.warmup(verbose=False)
+digest = hashlib.sha256()
+for d in (1, 3):                  # where a kernel compiled in memory and its cached copy differed
+    X, y, _, _ = fedlite.make_linear_data(997, d, seed=d)
+    federation = fedlite.split(X, y, 7, seed=0)
+    for algorithm, extra in (("fedsgd", {}), ("fedavg", {"batch_size": 4})):
+        history = fedlite.simulate(federation, algorithm=algorithm, lr=0.05, num_rounds=5, **extra)
+        digest.update(history.participant_loss.tobytes() + history.theta.tobytes())
+print(len(report.compiled), digest.hexdigest())
+"""
+
+
 def kernel_names():
     return [getattr(kernel, "py_func", kernel).__name__ for kernel in KERNELS]
 
@@ -96,3 +110,18 @@ def test_after_warmup_the_course_compiles_nothing_new():
                              participation=0.5, **extra)
     after = {kernel: len(kernel.signatures) for kernel in KERNELS}
     assert {k.py_func.__name__ for k in KERNELS if after[k] != before[k]} == set()
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled or cached without the JIT")
+def test_the_first_start_computes_bit_for_bit_what_every_later_start_does(tmp_path):
+    """On an empty cache warmup compiles in a separate process and loads from the cache, so the
+    first run equals the second (numba's in-memory code and its cached copy may differ in the
+    last bit: the linear model's per-participant losses did, with 1 and 3 features)."""
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_DISABLE_JIT"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")   # empty: a first start
+    runs = [subprocess.run([sys.executable, "-c", SAME_RESULTS], capture_output=True, text=True,
+                           env=env, timeout=900, check=True).stdout.split()
+            for _ in range(2)]
+    (compiled_first, first), (compiled_second, second) = runs
+    assert int(compiled_first) == len(KERNELS) and int(compiled_second) == 0
+    assert first == second
