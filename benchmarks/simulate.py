@@ -195,12 +195,13 @@ def stepped(federation, kwargs, how):
 def one_pass(federation):
     """NUM_ROUNDS times every participant's loss at one theta: the engine's cheapest pass over
     all the rows (back to back, as in a run, so the threads are awake)."""
-    theta = np.zeros(federation.num_features + 1)
+    d = federation.num_features
+    theta = np.zeros(d + 1)
 
     def run():
         for _ in range(NUM_ROUNDS):
             engine.participant_losses(engine.LINEAR, federation.X, federation.y,
-                                      federation.offsets, theta, D, 1)
+                                      federation.offsets, theta, d, 1)
     return run
 
 

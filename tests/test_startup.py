@@ -33,6 +33,11 @@ print(len(report.compiled), digest.hexdigest())
 """
 
 
+def jit_env():
+    """This process's environment for a new Python process, with the JIT on."""
+    return {key: value for key, value in os.environ.items() if key != "NUMBA_DISABLE_JIT"}
+
+
 def kernel_names():
     return [getattr(kernel, "py_func", kernel).__name__ for kernel in KERNELS]
 
@@ -71,7 +76,7 @@ def test_warmup_says_when_the_jit_is_disabled():
 @pytest.mark.skipif(JIT_DISABLED, reason="nothing is cached without the JIT")
 def test_a_new_process_loads_every_kernel_from_the_cache():
     fedlite.warmup(verbose=False)  # compiles (and saves) whatever is not cached yet
-    env = {key: value for key, value in os.environ.items() if key != "NUMBA_DISABLE_JIT"}
+    env = jit_env()
     result = subprocess.run([sys.executable, "-c", NEW_PROCESS], capture_output=True, text=True,
                             env=env, timeout=300, check=True)
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -117,8 +122,7 @@ def test_the_first_start_computes_bit_for_bit_what_every_later_start_does(tmp_pa
     """On an empty cache warmup compiles in a separate process and loads from the cache, so the
     first run equals the second (numba's in-memory code and its cached copy may differ in the
     last bit: the linear model's per-participant losses did, with 1 and 3 features)."""
-    env = {key: value for key, value in os.environ.items() if key != "NUMBA_DISABLE_JIT"}
-    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba-cache")   # empty: a first start
+    env = {**jit_env(), "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}  # empty: a first start
     runs = [subprocess.run([sys.executable, "-c", SAME_RESULTS], capture_output=True, text=True,
                            env=env, timeout=900, check=True).stdout.split()
             for _ in range(2)]
