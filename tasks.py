@@ -102,7 +102,7 @@ def setup(extras: tuple = EXTRAS) -> None:
 def lab(args: list) -> int:
     setup()
     say("compiling or loading fedlite's kernels")
-    run([PYTHON, "-c", "import fedlite; print(fedlite.warmup())"])
+    run([PYTHON, "-c", "import fedlite; fedlite.warmup()"])  # it prints what it did
     say("opening the course in JupyterLab (Ctrl+C twice to stop)")
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
         args = ["--allow-root", *args]  # containers often run as root; JupyterLab refuses otherwise
