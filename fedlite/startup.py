@@ -90,7 +90,11 @@ def warmup(verbose=True):
             print(f"fedlite: first start: compiling {len(missing)} kernels in a separate process "
                   f"(about a minute, once; later starts load them from the cache) ...",
                   file=sys.stdout, flush=True)
-        _compile_in_new_process()
+        failure = _compile_in_new_process()
+        if failure and verbose:
+            print(f"fedlite: the separate compile failed ({failure}); compiling here instead "
+                  f"(this first start may differ from later ones in the last digits)",
+                  file=sys.stdout, flush=True)
     elif verbose:
         print("fedlite: loading compiled kernels ...", file=sys.stdout, flush=True)
     before = {k: _counts(k) for k in KERNELS}
@@ -119,8 +123,9 @@ def _cached_on_disk(kernel):
 
 def _compile_in_new_process():
     """Call every kernel once in a new Python process, which saves them to numba's cache.  The
-    new process imports this very fedlite (its folder first on the path).  Failing that, the
-    kernels are compiled here instead, as numba would."""
+    new process imports this very fedlite (its folder first on the path).  Returns None, or
+    why it failed in one line (then `warmup` compiles the kernels here instead, as numba
+    would)."""
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent,
@@ -130,5 +135,9 @@ def _compile_in_new_process():
     try:
         subprocess.run(command, env=env, check=True, timeout=900, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    except (OSError, subprocess.SubprocessError):
-        pass  # _exercise_every_kernel() in this process compiles what is still missing
+    except subprocess.CalledProcessError as error:
+        lines = error.stderr.decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit status {error.returncode}"
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None

@@ -73,6 +73,21 @@ def test_warmup_says_when_the_jit_is_disabled():
     assert "NUMBA_DISABLE_JIT" in str(report)
 
 
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing to compile without the JIT")
+def test_a_failed_separate_compile_is_said_and_warmup_still_finishes(monkeypatch, capsys):
+    from fedlite import startup
+
+    def failing_run(command, **kwargs):
+        raise subprocess.CalledProcessError(1, command, stderr=b"Traceback ...\nImportError: boom")
+    monkeypatch.setattr(startup, "_cached_on_disk", lambda kernel: kernel is not KERNELS[0])
+    monkeypatch.setattr(startup.subprocess, "run", failing_run)
+    report = fedlite.warmup(verbose=True)
+    out = capsys.readouterr().out
+    assert "separate compile failed (ImportError: boom); compiling here instead" in out
+    assert sorted(report.from_cache + report.compiled) == sorted(kernel_names())
+    assert report.compiled == [KERNELS[0].py_func.__name__]
+
+
 @pytest.mark.skipif(JIT_DISABLED, reason="nothing is cached without the JIT")
 def test_a_new_process_loads_every_kernel_from_the_cache():
     fedlite.warmup(verbose=False)  # compiles (and saves) whatever is not cached yet
