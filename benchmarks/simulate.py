@@ -48,9 +48,9 @@ from fedlite.simulation import participant_keys_for_seed
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kernels import new_process_seconds  # noqa: E402  (benchmarks/kernels.py)
-from vectorised import GATHERS, per_round, vectorised  # noqa: E402  (benchmarks/vectorised.py)
+from vectorised import (BATCH, D, GATHERS, ROWS, fedavg_against_vectorised,  # noqa: E402
+                        linear_federation, per_round, vectorised)  # benchmarks/vectorised.py
 
-ROWS, D, BATCH = 100, 10, 10
 NUM_ROUNDS = 20                   # one long fedlite call ...
 REPEATS = 15                      # ... timed this many times (short and often beats the noise)
 VECTORISED_REPEATS = 60           # section 2: noise here lasts seconds, so spread it over ~6 s
@@ -141,11 +141,6 @@ def check_baselines(federation, num_rounds=3):
 
 
 # ----------------------------------------------------------------------------- timing
-def federation_of(K):
-    X, y, _, _ = fedlite.make_linear_data(K * ROWS, D, seed=0)
-    return fedlite.split(X, y, K, seed=0)
-
-
 def long_run(federation, kwargs):
     """One call of NUM_ROUNDS rounds."""
     run = lambda: fedlite.simulate(federation, num_rounds=NUM_ROUNDS, seed=0, **kwargs)  # noqa
@@ -192,13 +187,13 @@ def main():
               "CPUs, so its times (not the baselines') will be too high")
     print(f"{ROWS} rows x d={D} per participant, linear model, batch {BATCH}; "
           f"times per round\n")
-    check_baselines(federation_of(20))
+    check_baselines(linear_federation(20))
 
     print("1. fedlite against a Python loop over participants (numpy inside)")
     print(f"{'K':>5} {'algorithm':>9} {'fedlite ms':>11} {'numpy loop ms':>14} {'speed-up':>9}")
     loop_ratio = {}
     for K in (10, 100, 1000):
-        federation = federation_of(K)
+        federation = linear_federation(K)
         for label, kwargs in ALGORITHMS.items():
             ours = per_round({"": long_run(federation, kwargs)}, REPEATS)[""]
             theirs = per_round({"": loop_run(federation, kwargs, LOOP_ROUNDS[K])}, 3)[""]
@@ -207,13 +202,10 @@ def main():
                   f"{theirs / ours:>8.1f}x", flush=True)
 
     K = 1000
-    federation = federation_of(K)
+    federation = linear_federation(K)
     print(f"\n2. FedAvg against numpy vectorised over participants (einsum), K={K}")
-    runs = {"fedlite": long_run(federation, ALGORITHMS["fedavg"]),
-            "pass": (one_pass(federation), NUM_ROUNDS)}
-    for gather in GATHERS:
-        runs[gather] = ((lambda g=gather: vectorised(federation, 0.01, 5, BATCH, gather=g)), 5)
-    times = per_round(runs, VECTORISED_REPEATS)
+    times = fedavg_against_vectorised(federation, NUM_ROUNDS, VECTORISED_REPEATS,
+                                      also={"pass": (one_pass(federation), NUM_ROUNDS)})
     vectorised_ratio = {gather: times[gather] / times["fedlite"] for gather in GATHERS}
     print(f"fedlite {times['fedlite'] * 1e3:.3f} ms; vectorised numpy gathering with " + ", ".join(
         f"{gather} {times[gather] * 1e3:.3f} ms ({vectorised_ratio[gather]:.1f}x)"

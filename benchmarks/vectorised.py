@@ -46,6 +46,7 @@ import fedlite
 K, ROWS, D, BATCH, LR = 1000, 100, 10, 10, 0.01
 GATHERS = ("take_along_axis", "take")
 ISSUE_TARGET = 15 / 11            # issue 11: "about 11x today; reach 15x"
+COMPARISONS = 3                   # per process
 
 
 def vectorised(federation, lr, num_rounds, batch_size, seed=0, order=None, gather="take"):
@@ -96,24 +97,30 @@ def per_round(runs, repeats):
     return best
 
 
-def fedavg_against_vectorised(federation, num_rounds=20, repeats=15):
-    """{"fedlite": s, "take": s, "take_along_axis": s} per round for FedAvg on `federation`."""
+def linear_federation(num_participants):
+    """The benchmark case: num_participants x ROWS rows of linear data with D features."""
+    X, y, _, _ = fedlite.make_linear_data(num_participants * ROWS, D, seed=0)
+    return fedlite.split(X, y, num_participants, seed=0)
+
+
+def fedavg_against_vectorised(federation, num_rounds=20, repeats=15, also=None):
+    """{"fedlite": s, "take": s, "take_along_axis": s} per round for FedAvg on `federation`,
+    plus `also` ({name: (function, rounds)}, timed in turn with them)."""
     runs = {"fedlite": (lambda: fedlite.simulate(federation, algorithm="fedavg", lr=LR,
                                                  batch_size=BATCH, num_rounds=num_rounds,
                                                  seed=0), num_rounds)}
     for gather in GATHERS:
         runs[gather] = ((lambda g=gather: vectorised(federation, LR, 5, BATCH, gather=g)), 5)
-    return per_round(runs, repeats)
+    return per_round({**runs, **(also or {})}, repeats)
 
 
-def measure(comparisons=3, as_json=False):
+def measure(comparisons=COMPARISONS, as_json=False):
     """Time this process's fedlite against both baselines `comparisons` times; print each."""
     try:
         fedlite.warmup(verbose=False)
     except TypeError:                       # fedlite before 0.2: warmup() took no arguments
         fedlite.warmup()
-    X, y, _, _ = fedlite.make_linear_data(K * ROWS, D, seed=0)
-    federation = fedlite.split(X, y, K, seed=0)
+    federation = linear_federation(K)
     if not as_json:
         print(f"fedlite {getattr(fedlite, '__version__', '?')} from "
               f"{os.path.dirname(fedlite.__file__)}, load average {os.getloadavg()[0]:.1f}")
@@ -150,8 +157,8 @@ def compare_engines(revision, processes):
                                      env=env, check=True, capture_output=True, text=True).stdout
                 found[name] += [json.loads(line) for line in out.splitlines()
                                 if line.startswith("{")]
-    print(f"FedAvg, K={K} x {ROWS} rows, d={D}, batch {BATCH}: {processes} processes x 3 "
-          f"comparisons per engine, median (range)")
+    print(f"FedAvg, K={K} x {ROWS} rows, d={D}, batch {BATCH}: {processes} processes x "
+          f"{COMPARISONS} comparisons per engine, median (range)")
     ratios = {}
     for name, runs in found.items():
         ours = [run["fedlite"] for run in runs]

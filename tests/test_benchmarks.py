@@ -12,7 +12,7 @@ import simulate  # noqa: E402  (benchmarks/simulate.py)
 
 
 def test_both_baselines_give_fedlites_results_with_fedlites_orders():
-    simulate.check_baselines(simulate.federation_of(20), num_rounds=2)   # raises if not
+    simulate.check_baselines(simulate.linear_federation(20), num_rounds=2)   # raises if not
 
 
 def test_the_engine_comparison_script_starts():
